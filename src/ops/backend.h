@@ -1,0 +1,120 @@
+// Backend: the primitive kernels every device implements, declared once. The CPU backend (ops/cpu) is the
+// reference: plain loops accumulating in double. The CUDA backend (ops/cuda) turns tensors into the
+// parameter structs of kernels/ and launches them on the current stream.
+//
+// Contract: the op front ends (ops/*.cpp) have already checked shapes, dtypes and devices and allocated
+// the outputs; a primitive only computes. Tensors passed as "contiguous" are contiguous; the others may
+// have any strides (0 for broadcast). A new primitive is added here, in CpuBackend and in CudaBackend; the
+// compiler refuses a backend that misses one.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace nsa {
+
+enum class UnaryOp : uint8_t {
+  neg, exp, log, sqrt, rsqrt, square, reciprocal, sigmoid, silu, tanh, relu,
+  add_scalar,  // a + alpha
+  mul_scalar,  // a * alpha
+  pow_scalar,  // a ^ alpha
+};
+
+enum class BinaryOp : uint8_t {
+  add, sub, mul, div,
+  swiglu,            // silu(a) * b
+  sigmoid_backward,  // a = grad, b = sigmoid output:  a * b * (1 - b)
+  silu_backward,     // a = grad, b = silu input:      a * s * (1 + b * (1 - s)), s = sigmoid(b)
+  tanh_backward,     // a = grad, b = tanh output:     a * (1 - b^2)
+  relu_backward,     // a = grad, b = relu input:      b > 0 ? a : 0
+};
+
+enum class ReduceOp : uint8_t { sum, max };
+enum class RandomDist : uint8_t { uniform, normal };
+
+// out = alpha · op(A) · op(B) + beta · out, row-major, batched with strides (0 = broadcast).
+// op(A) is [m, k]: element (i, p) at a[i·lda + p], or at a[p·lda + i] when trans_a. Likewise B ([k, n]).
+struct GemmArgs {
+  Tensor out, a, b;
+  bool trans_a = false, trans_b = false;
+  int64_t batch = 1, m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // between batch entries, in elements
+  double alpha = 1.0, beta = 0.0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+
+  // dst = src (same shape, any dtypes, any strides on both sides).
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;
+  // Contiguous dst; element i takes philox element offset + i (core/philox.h). uniform: [a, b);
+  // normal: mean a, std b.
+  virtual void random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a, double b) = 0;
+
+  // Elementwise over the shape of `out`; inputs have out's shape (broadcast already expressed as strides).
+  virtual void unary(UnaryOp op, const Tensor& out, const Tensor& a, double alpha) = 0;
+  virtual void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  // ga = g·b·silu'(a), gb = g·silu(a), for out = silu(a)·b.
+  virtual void swiglu_backward(const Tensor& ga, const Tensor& gb, const Tensor& g, const Tensor& a,
+                               const Tensor& b) = 0;
+
+  // `in` contiguous, read as [outer, n, inner]; out (contiguous [outer, inner]) = scale · Σ (sum) or max
+  // over n; for max, `indices` (i64 [outer, inner]) receives the first position of the maximum.
+  virtual void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in, int64_t outer,
+                      int64_t n, int64_t inner, double scale) = 0;
+
+  // Row-wise over the last dim of contiguous [rows, cols] tensors.
+  virtual void softmax(const Tensor& out, const Tensor& in, bool log) = 0;
+  virtual void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) = 0;
+
+  // logits contiguous [rows, vocab]; targets [rows] (i32/i64). Writes lse [rows] (f32, or f64 for f64
+  // logits), count (0-d, same dtype: the number of rows whose target != ignore_index) and loss (0-d, same
+  // dtype) = mean over counted rows of lse - logit[target] (0 when no row counts).
+  virtual void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count, const Tensor& logits,
+                             const Tensor& targets, int64_t ignore_index) = 0;
+  // grad_logits = grad_loss / count · (softmax(logits) - onehot(target)), zero rows where ignored.
+  virtual void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
+                                      const Tensor& targets, const Tensor& lse, const Tensor& count,
+                                      int64_t ignore_index) = 0;
+
+  // x contiguous [rows, dim]; weight [dim]; y = x · rstd · weight with rstd = 1/sqrt(mean(x^2) + eps),
+  // saved as f32 (f64 for f64) [rows].
+  virtual void rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) = 0;
+  // grad_weight may be undefined (weight needs no grad).
+  virtual void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y,
+                                 const Tensor& x, const Tensor& weight, const Tensor& rstd) = 0;
+
+  // x contiguous [tokens, heads, head_dim]; positions [tokens] (i32/i64). Rotates pairs (i, i + rot_dim/2)
+  // of the first rot_dim dims by positions·theta^(-2i/rot_dim) (by minus that angle when inverse).
+  virtual void rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta, int64_t rot_dim,
+                    bool inverse) = 0;
+
+  // in contiguous [rows, n]; the k largest of each row, in descending order (ties: lower index first).
+  virtual void topk(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t k) = 0;
+
+  // src contiguous [outer, n, inner], index [m] (i32/i64): out [outer, m, inner] = src[:, index, :].
+  virtual void index_select(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
+                            int64_t inner) = 0;
+  // dst contiguous [outer, n, inner] += src [outer, m, inner] scattered to rows index [m].
+  virtual void index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
+                         int64_t inner) = 0;
+  // src [outer, n, inner], index and out [outer, m, inner]: out[o, j, i] = src[o, index[o, j, i], i].
+  virtual void gather(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
+                      int64_t inner) = 0;
+  // dst[o, index[o, j, i], i] += src[o, j, i].
+  virtual void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
+                           int64_t inner) = 0;
+
+  virtual void gemm(const GemmArgs& args) = 0;
+};
+
+// The backend of a device (throws when CUDA is asked for and unavailable).
+Backend& backend_for(Device device);
+Backend& cpu_backend();
+
+}  // namespace nsa
