@@ -10,13 +10,13 @@
 // word e%4 of philox(counter = e/4, key = seed). Normals pair words (0,1) and (2,3) by Box-Muller.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define NSA_HD __host__ __device__ __forceinline__
 #else
-#include <cmath>
-#include <cstring>
 #define NSA_HD inline
 #endif
 

@@ -11,27 +11,9 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/common/op_codes.h"  // UnaryOp, BinaryOp, ReduceOp, RandomDist (shared with kernels)
 
 namespace nsa {
-
-enum class UnaryOp : uint8_t {
-  neg, exp, log, sqrt, rsqrt, square, reciprocal, sigmoid, silu, tanh, relu,
-  add_scalar,  // a + alpha
-  mul_scalar,  // a * alpha
-  pow_scalar,  // a ^ alpha
-};
-
-enum class BinaryOp : uint8_t {
-  add, sub, mul, div,
-  swiglu,            // silu(a) * b
-  sigmoid_backward,  // a = grad, b = sigmoid output:  a * b * (1 - b)
-  silu_backward,     // a = grad, b = silu input:      a * s * (1 + b * (1 - s)), s = sigmoid(b)
-  tanh_backward,     // a = grad, b = tanh output:     a * (1 - b^2)
-  relu_backward,     // a = grad, b = relu input:      b > 0 ? a : 0
-};
-
-enum class ReduceOp : uint8_t { sum, max };
-enum class RandomDist : uint8_t { uniform, normal };
 
 // out = alpha · op(A) · op(B) + beta · out, row-major, batched with strides (0 = broadcast).
 // op(A) is [m, k]: element (i, p) at a[i·lda + p], or at a[p·lda + i] when trans_a. Likewise B ([k, n]).
@@ -111,10 +93,17 @@ class Backend {
                            int64_t inner) = 0;
 
   virtual void gemm(const GemmArgs& args) = 0;
+
+  // Throws if a kernel flagged bad input since the last call (an index or target out of range). Waits for
+  // the device: call it at sync points (logging, the end of a test), never inside a step.
+  virtual void check_errors() {}
 };
 
 // The backend of a device (throws when CUDA is asked for and unavailable).
 Backend& backend_for(Device device);
 Backend& cpu_backend();
+
+// backend_for(device).check_errors().
+void check_device_errors(Device device);
 
 }  // namespace nsa

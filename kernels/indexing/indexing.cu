@@ -1,0 +1,80 @@
+#include "kernels/common/device_utils.cuh"
+#include "kernels/indexing/indexing.h"
+
+namespace nsa::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Element e of the [outer, m, inner] side: (o, j, c).
+struct Coord {
+  int64_t o, j, c;
+};
+__device__ __forceinline__ Coord coord(int64_t e, int64_t m, int64_t inner) {
+  return {e / (m * inner), (e / inner) % m, e % inner};
+}
+
+template <class T, class I, bool kPerElement>
+__global__ void select_kernel(IndexParams p) {
+  const int64_t total = p.outer * p.m * p.inner;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+    const Coord k = coord(e, p.m, p.inner);
+    const int64_t row = static_cast<int64_t>(static_cast<const I*>(p.index)[kPerElement ? e : k.j]);
+    T v = T(0);
+    if (row >= 0 && row < p.n) {
+      v = static_cast<const T*>(p.src)[(k.o * p.n + row) * p.inner + k.c];
+    } else {
+      atomicOr(p.error_flag, kIndexOutOfRange);
+    }
+    static_cast<T*>(p.out)[e] = v;
+  }
+}
+
+template <class T, class I, bool kPerElement>
+__global__ void add_kernel(IndexParams p) {
+  const int64_t total = p.outer * p.m * p.inner;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+    const Coord k = coord(e, p.m, p.inner);
+    const int64_t row = static_cast<int64_t>(static_cast<const I*>(p.index)[kPerElement ? e : k.j]);
+    if (row < 0 || row >= p.n) {
+      atomicOr(p.error_flag, kIndexOutOfRange);
+      continue;
+    }
+    atomicAdd(static_cast<T*>(p.out) + (k.o * p.n + row) * p.inner + k.c, static_cast<const T*>(p.src)[e]);
+  }
+}
+
+template <bool kPerElement, bool kAdd>
+Status launch(const IndexParams& p, cudaStream_t stream) {
+  const int64_t total = p.outer * p.m * p.inner;
+  if (total == 0) return {};
+  const unsigned grid = grid_for(total, kThreads);
+  bool ok = false;
+  auto body = [&]<class T>() {
+    ok = dispatch_index(p.index_type, [&]<class I>() {
+      if constexpr (kAdd) {
+        add_kernel<T, I, kPerElement><<<grid, kThreads, 0, stream>>>(p);
+      } else {
+        select_kernel<T, I, kPerElement><<<grid, kThreads, 0, stream>>>(p);
+      }
+    });
+  };
+  if constexpr (kAdd) {
+    if (p.dtype == ScalarType::f32) body.template operator()<float>();
+    if (p.dtype == ScalarType::f64) body.template operator()<double>();
+  } else {
+    dispatch_any(p.dtype, body);
+  }
+  return ok ? last_launch() : invalid(kAdd ? "index add: dtype must be f32 or f64" : "index: unsupported dtypes");
+}
+
+}  // namespace
+
+Status launch_index_select(const IndexParams& p, cudaStream_t stream) { return launch<false, false>(p, stream); }
+Status launch_index_add(const IndexParams& p, cudaStream_t stream) { return launch<false, true>(p, stream); }
+Status launch_gather(const IndexParams& p, cudaStream_t stream) { return launch<true, false>(p, stream); }
+Status launch_scatter_add(const IndexParams& p, cudaStream_t stream) { return launch<true, true>(p, stream); }
+
+}  // namespace nsa::kernels

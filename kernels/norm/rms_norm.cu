@@ -1,0 +1,253 @@
+#include <algorithm>
+
+#include "kernels/common/device_utils.cuh"
+#include "kernels/norm/rms_norm.h"
+
+namespace nsa::kernels {
+namespace {
+
+constexpr int kBackwardThreads = 256;
+
+// V elements at column c (V = 1, or 16 bytes' worth).
+template <class T, int V>
+struct Pack {
+  T v[V];
+};
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+  if constexpr (V == 1) {
+    return Pack<T, 1>{{p[0]}};
+  } else {
+    const Vec16<T> q = *reinterpret_cast<const Vec16<T>*>(p);
+    Pack<T, V> r;
+#pragma unroll
+    for (int e = 0; e < V; ++e) r.v[e] = q.v[e];
+    return r;
+  }
+}
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& r) {
+  if constexpr (V == 1) {
+    p[0] = r.v[0];
+  } else {
+    Vec16<T> q;
+#pragma unroll
+    for (int e = 0; e < V; ++e) q.v[e] = r.v[e];
+    *reinterpret_cast<Vec16<T>*>(p) = q;
+  }
+}
+
+template <class T, int V>
+__global__ void rms_norm_kernel(const T* x, const T* w, T* y, acc_t<T>* rstd, int64_t dim, acc_t<T> eps) {
+  using A = acc_t<T>;
+  const T* xr = x + blockIdx.x * dim;
+  T* yr = y + blockIdx.x * dim;
+  A ss = 0;
+  for (int64_t c = threadIdx.x * V; c < dim; c += blockDim.x * V) {
+    const Pack<T, V> px = load_pack<T, V>(xr + c);
+#pragma unroll
+    for (int e = 0; e < V; ++e) ss += to_acc(px.v[e]) * to_acc(px.v[e]);
+  }
+  ss = block_sum(ss);
+  const A r = A(1) / sqrt(ss / static_cast<A>(dim) + eps);
+  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+  for (int64_t c = threadIdx.x * V; c < dim; c += blockDim.x * V) {
+    const Pack<T, V> px = load_pack<T, V>(xr + c), pw = load_pack<T, V>(w + c);
+    Pack<T, V> py;
+#pragma unroll
+    for (int e = 0; e < V; ++e) py.v[e] = from_acc<T>(to_acc(px.v[e]) * r * to_acc(pw.v[e]));
+    store_pack<T, V>(yr + c, py);
+  }
+}
+
+// Thread t owns the packs at columns (k·blockDim + t)·V for k < K.
+template <class T, int V, int K>
+__global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* gy, const T* x, const T* w,
+                                         const acc_t<T>* rstd, int64_t rows, int64_t dim, int64_t rows_per_block) {
+  using A = acc_t<T>;
+  A wv[K][V], acc[K][V];
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int64_t c = (k * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+    const bool in = c < dim;
+    Pack<T, V> pw;
+    if (in) pw = load_pack<T, V>(w + c);
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      wv[k][e] = in ? to_acc(pw.v[e]) : A(0);
+      acc[k][e] = 0;
+    }
+  }
+  const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  for (int64_t row = r0; row < r1; ++row) {
+    A xv[K][V], gv[K][V];
+    A dot = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (k * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+      const bool in = c < dim;
+      Pack<T, V> px, pg;
+      if (in) {
+        px = load_pack<T, V>(x + row * dim + c);
+        pg = load_pack<T, V>(gy + row * dim + c);
+      }
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        xv[k][e] = in ? to_acc(px.v[e]) : A(0);
+        gv[k][e] = in ? to_acc(pg.v[e]) : A(0);
+        dot += gv[k][e] * wv[k][e] * xv[k][e];
+      }
+    }
+    dot = block_sum(dot);
+    const A r = rstd[row];
+    const A coef = dot / static_cast<A>(dim) * r * r * r;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (k * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+      if (c >= dim) continue;
+      Pack<T, V> out;
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        out.v[e] = from_acc<T>(r * wv[k][e] * gv[k][e] - xv[k][e] * coef);
+        acc[k][e] += gv[k][e] * xv[k][e] * r;
+      }
+      store_pack<T, V>(gx + row * dim + c, out);
+    }
+  }
+  if (!gw_partial) return;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int64_t c = (k * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+    if (c >= dim) continue;
+#pragma unroll
+    for (int e = 0; e < V; ++e) gw_partial[blockIdx.x * dim + c + e] = acc[k][e];
+  }
+}
+
+// grad_weight[c] = Σ_chunk partial[chunk, c], a thread per column, chunks in order.
+template <class T>
+__global__ void sum_partials_kernel(const acc_t<T>* partial, T* out, int64_t chunks, int64_t dim) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < dim; c += stride) {
+    acc_t<T> total = 0;
+    for (int64_t k = 0; k < chunks; ++k) total += partial[k * dim + c];
+    out[c] = from_acc<T>(total);
+  }
+}
+
+bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// The vector width usable for rows of `dim` elements at these pointers.
+template <class T>
+int vector_width(int64_t dim, std::initializer_list<const void*> ptrs) {
+  constexpr int V = Vec16<T>::kSize;
+  if (dim % V != 0) return 1;
+  for (const void* p : ptrs)
+    if (!aligned16(p)) return 1;
+  return V;
+}
+
+int64_t backward_chunks(const RmsNormBackwardParams& p) {
+  return std::max<int64_t>(1, std::min<int64_t>(p.rows, 4 * static_cast<int64_t>(sm_count())));
+}
+
+template <class T, int V, int K>
+bool try_backward(const RmsNormBackwardParams& p, int64_t chunks, cudaStream_t stream) {
+  if (static_cast<int64_t>(kBackwardThreads) * V * K < p.dim) return false;
+  using A = acc_t<T>;
+  const int64_t per = (p.rows + chunks - 1) / chunks;
+  rms_norm_backward_kernel<T, V, K><<<static_cast<unsigned>(chunks), kBackwardThreads, 0, stream>>>(
+      static_cast<T*>(p.grad_x), p.grad_weight ? static_cast<A*>(p.workspace) : nullptr,
+      static_cast<const T*>(p.grad_y), static_cast<const T*>(p.x), static_cast<const T*>(p.weight),
+      static_cast<const A*>(p.rstd), p.rows, p.dim, per);
+  return true;
+}
+
+// Rows too wide (or unaligned) for the register version: the same maths re-reading the row from memory;
+// a thread still owns its columns across rows, so its grad_weight partial needs no atomics.
+template <class T>
+__global__ void rms_norm_backward_generic_kernel(T* gx, acc_t<T>* gw_partial, const T* gy, const T* x, const T* w,
+                                                 const acc_t<T>* rstd, int64_t rows, int64_t dim,
+                                                 int64_t rows_per_block) {
+  using A = acc_t<T>;
+  A* part = gw_partial ? gw_partial + blockIdx.x * dim : nullptr;
+  if (part)
+    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) part[c] = 0;
+  const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  for (int64_t row = r0; row < r1; ++row) {
+    const T* xr = x + row * dim;
+    const T* gr = gy + row * dim;
+    A dot = 0;
+    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) dot += to_acc(gr[c]) * to_acc(w[c]) * to_acc(xr[c]);
+    dot = block_sum(dot);
+    const A r = rstd[row];
+    const A coef = dot / static_cast<A>(dim) * r * r * r;
+    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) {
+      const A xv = to_acc(xr[c]), gv = to_acc(gr[c]);
+      gx[row * dim + c] = from_acc<T>(r * to_acc(w[c]) * gv - xv * coef);
+      if (part) part[c] += gv * xv * r;
+    }
+  }
+}
+
+template <class T>
+void launch_backward(const RmsNormBackwardParams& p, int64_t chunks, cudaStream_t stream) {
+  constexpr int V = Vec16<T>::kSize;
+  if (vector_width<T>(p.dim, {p.x, p.weight, p.grad_x, p.grad_y}) == V &&
+      (try_backward<T, V, 1>(p, chunks, stream) || try_backward<T, V, 2>(p, chunks, stream) ||
+       try_backward<T, V, 4>(p, chunks, stream) || try_backward<T, V, 8>(p, chunks, stream)))
+    return;
+  using A = acc_t<T>;
+  rms_norm_backward_generic_kernel<T><<<static_cast<unsigned>(chunks), kBackwardThreads, 0, stream>>>(
+      static_cast<T*>(p.grad_x), p.grad_weight ? static_cast<A*>(p.workspace) : nullptr,
+      static_cast<const T*>(p.grad_y), static_cast<const T*>(p.x), static_cast<const T*>(p.weight),
+      static_cast<const A*>(p.rstd), p.rows, p.dim, (p.rows + chunks - 1) / chunks);
+}
+
+}  // namespace
+
+Status launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
+  if (p.rows == 0 || p.dim == 0) return {};
+  if (p.rows > 0x7fffffff) return invalid("rms_norm: too many rows");
+  const bool ok = dispatch_float(p.dtype, [&]<class T>() {
+    using A = acc_t<T>;
+    const int V = vector_width<T>(p.dim, {p.x, p.weight, p.y});
+    const int64_t packs = p.dim / V;
+    const int threads = static_cast<int>(std::clamp<int64_t>((packs + 31) / 32 * 32, 32, 512));
+    const auto grid = static_cast<unsigned>(p.rows);
+    const T* x = static_cast<const T*>(p.x);
+    const T* w = static_cast<const T*>(p.weight);
+    T* y = static_cast<T*>(p.y);
+    A* rstd = static_cast<A*>(p.rstd);
+    if (V == 1) {
+      rms_norm_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, y, rstd, p.dim, static_cast<A>(p.eps));
+    } else {
+      rms_norm_kernel<T, Vec16<T>::kSize><<<grid, threads, 0, stream>>>(x, w, y, rstd, p.dim, static_cast<A>(p.eps));
+    }
+  });
+  return ok ? last_launch() : invalid("rms_norm: expected a floating dtype");
+}
+
+size_t rms_norm_backward_workspace_bytes(const RmsNormBackwardParams& p) {
+  if (!p.grad_weight) return 0;
+  const size_t acc = p.dtype == ScalarType::f64 ? 8 : 4;
+  return static_cast<size_t>(backward_chunks(p) * p.dim) * acc;
+}
+
+Status launch_rms_norm_backward(const RmsNormBackwardParams& p, cudaStream_t stream) {
+  if (p.rows == 0 || p.dim == 0) return {};
+  if (p.grad_weight && !p.workspace) return invalid("rms_norm_backward: workspace missing");
+  const int64_t chunks = backward_chunks(p);
+  const bool ok = dispatch_float(p.dtype, [&]<class T>() { launch_backward<T>(p, chunks, stream); });
+  if (!ok) return invalid("rms_norm_backward: expected a floating dtype");
+  Status s = last_launch();
+  if (!s.ok() || !p.grad_weight) return s;
+  // grad_weight = Σ over chunks of the partials, in chunk order.
+  dispatch_float(p.dtype, [&]<class T>() {
+    sum_partials_kernel<T><<<grid_for(p.dim, 256), 256, 0, stream>>>(
+        static_cast<const acc_t<T>*>(p.workspace), static_cast<T*>(p.grad_weight), chunks, p.dim);
+  });
+  return last_launch();
+}
+
+}  // namespace nsa::kernels
