@@ -46,7 +46,7 @@ echo "== summary"
 echo "device: $(cat "$OUT/device.txt")"
 echo "tests: $passed passed, $failed failed, $skipped skipped ($gpu_skipped of them GPU tests); ctest exit $ctest_rc"
 awk '/^\[cuda-vs-cpu\]/ { for (i = 4; i <= NF; i++) if ($i ~ /=[0-9]/) { split($i, kv, "=");
-       if (kv[2] + 0 >= worst[$3]) { worst[$3] = kv[2] + 0; at[$3] = $2 " " kv[1] } } }
+       if (!($3 in worst) || kv[2] + 0 > worst[$3]) { worst[$3] = kv[2] + 0; at[$3] = $2 " " kv[1] } } }
      END { for (d in worst) printf "worst %s CUDA-vs-CPU relative error: %.2e (%s)\n", d, worst[d], at[d] }' \
   "$OUT/op_errors.txt"
 [ "$ctest_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

@@ -35,9 +35,9 @@ __device__ __forceinline__ T from_acc(A v) {
   }
 }
 
-// Any scalar to any scalar (copy kernels): through double for integer/f64 pairs, float otherwise.
+// Any scalar to any scalar (copy kernels; fill converts its value on the host): bf16 goes through float.
 template <class D, class S>
-__device__ __forceinline__ D convert(S v) {
+__host__ __device__ __forceinline__ D convert(S v) {
   if constexpr (std::is_same_v<D, S>) {
     return v;
   } else if constexpr (std::is_same_v<S, bf16_t>) {

@@ -79,24 +79,29 @@ __global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* g
     }
   }
   const int64_t r0 = blockIdx.x * rows_per_block, r1 = min(rows, r0 + rows_per_block);
+  // The next row's loads are issued before this row's reduction: two rows in flight per thread.
+  Pack<T, V> px[K], pg[K];
+  auto load_row = [&](int64_t row, Pack<T, V>* xs, Pack<T, V>* gs) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int64_t c = (k * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+      if (c < dim) {
+        xs[k] = load_pack<T, V>(x + row * dim + c);
+        gs[k] = load_pack<T, V>(gy + row * dim + c);
+      }
+    }
+  };
+  if (r0 < r1) load_row(r0, px, pg);
   for (int64_t row = r0; row < r1; ++row) {
-    A xv[K][V], gv[K][V];
+    Pack<T, V> nx[K], ng[K];
+    if (row + 1 < r1) load_row(row + 1, nx, ng);
     A dot = 0;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int64_t c = (k * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
-      const bool in = c < dim;
-      Pack<T, V> px, pg;
-      if (in) {
-        px = load_pack<T, V>(x + row * dim + c);
-        pg = load_pack<T, V>(gy + row * dim + c);
-      }
+      if (c >= dim) continue;
 #pragma unroll
-      for (int e = 0; e < V; ++e) {
-        xv[k][e] = in ? to_acc(px.v[e]) : A(0);
-        gv[k][e] = in ? to_acc(pg.v[e]) : A(0);
-        dot += gv[k][e] * wv[k][e] * xv[k][e];
-      }
+      for (int e = 0; e < V; ++e) dot += to_acc(pg[k].v[e]) * wv[k][e] * to_acc(px[k].v[e]);
     }
     dot = block_sum(dot);
     const A r = rstd[row];
@@ -108,10 +113,16 @@ __global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* g
       Pack<T, V> out;
 #pragma unroll
       for (int e = 0; e < V; ++e) {
-        out.v[e] = from_acc<T>(r * wv[k][e] * gv[k][e] - xv[k][e] * coef);
-        acc[k][e] += gv[k][e] * xv[k][e] * r;
+        const A xv = to_acc(px[k].v[e]), gv = to_acc(pg[k].v[e]);
+        out.v[e] = from_acc<T>(r * wv[k][e] * gv - xv * coef);
+        acc[k][e] += gv * xv * r;
       }
       store_pack<T, V>(gx + row * dim + c, out);
+    }
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      px[k] = nx[k];
+      pg[k] = ng[k];
     }
   }
   if (!gw_partial) return;
@@ -147,8 +158,10 @@ int vector_width(int64_t dim, std::initializer_list<const void*> ptrs) {
   return V;
 }
 
+// Blocks of the backward: two per multiprocessor keep all of them resident (no tail wave), each walking
+// its rows with the next row's loads in flight.
 int64_t backward_chunks(const RmsNormBackwardParams& p) {
-  return std::max<int64_t>(1, std::min<int64_t>(p.rows, 4 * static_cast<int64_t>(sm_count())));
+  return std::max<int64_t>(1, std::min<int64_t>(p.rows, 2 * static_cast<int64_t>(sm_count())));
 }
 
 template <class T, int V, int K>

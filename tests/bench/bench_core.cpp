@@ -74,7 +74,15 @@ void bench_matmul(cublasHandle_t handle, int64_t n) {
     }
   };
   auto ours = [&] { Tensor out = matmul(a, b); };
-  const double t_raw = time_ms(raw), t_ours = time_ms(ours);
+  // Interleaved rounds, median of each: clock drift between two long runs would bias one side.
+  std::vector<double> raw_ms, ours_ms;
+  for (int round = 0; round < 5; ++round) {
+    raw_ms.push_back(time_ms(raw, 10));
+    ours_ms.push_back(time_ms(ours, 10));
+  }
+  std::sort(raw_ms.begin(), raw_ms.end());
+  std::sort(ours_ms.begin(), ours_ms.end());
+  const double t_raw = raw_ms[2], t_ours = ours_ms[2];
   const double flops = 2.0 * n * n * n;
   char buf[4][64];
   std::snprintf(buf[0], 64, "%.3f ms (%.0f TFLOP/s)", t_ours, flops / t_ours / 1e9);
