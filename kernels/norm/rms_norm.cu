@@ -2,6 +2,7 @@
 
 #include "kernels/common/device_utils.cuh"
 #include "kernels/norm/rms_norm.h"
+#include "kernels/reduce/reduce.h"
 
 namespace nsa::kernels {
 namespace {
@@ -135,17 +136,6 @@ __global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* g
   }
 }
 
-// grad_weight[c] = Σ_chunk partial[chunk, c], a thread per column, chunks in order.
-template <class T>
-__global__ void sum_partials_kernel(const acc_t<T>* partial, T* out, int64_t chunks, int64_t dim) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < dim; c += stride) {
-    acc_t<T> total = 0;
-    for (int64_t k = 0; k < chunks; ++k) total += partial[k * dim + c];
-    out[c] = from_acc<T>(total);
-  }
-}
-
 bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // The vector width usable for rows of `dim` elements at these pointers.
@@ -156,24 +146,6 @@ int vector_width(int64_t dim, std::initializer_list<const void*> ptrs) {
   for (const void* p : ptrs)
     if (!aligned16(p)) return 1;
   return V;
-}
-
-// Blocks of the backward: two per multiprocessor keep all of them resident (no tail wave), each walking
-// its rows with the next row's loads in flight.
-int64_t backward_chunks(const RmsNormBackwardParams& p) {
-  return std::max<int64_t>(1, std::min<int64_t>(p.rows, 2 * static_cast<int64_t>(sm_count())));
-}
-
-template <class T, int V, int K>
-bool try_backward(const RmsNormBackwardParams& p, int64_t chunks, cudaStream_t stream) {
-  if (static_cast<int64_t>(kBackwardThreads) * V * K < p.dim) return false;
-  using A = acc_t<T>;
-  const int64_t per = (p.rows + chunks - 1) / chunks;
-  rms_norm_backward_kernel<T, V, K><<<static_cast<unsigned>(chunks), kBackwardThreads, 0, stream>>>(
-      static_cast<T*>(p.grad_x), p.grad_weight ? static_cast<A*>(p.workspace) : nullptr,
-      static_cast<const T*>(p.grad_y), static_cast<const T*>(p.x), static_cast<const T*>(p.weight),
-      static_cast<const A*>(p.rstd), p.rows, p.dim, per);
-  return true;
 }
 
 // Rows too wide (or unaligned) for the register version: the same maths re-reading the row from memory;
@@ -203,18 +175,65 @@ __global__ void rms_norm_backward_generic_kernel(T* gx, acc_t<T>* gw_partial, co
   }
 }
 
+// How the backward runs: the register kernel with K packs per thread (K = 0: the generic kernel), its
+// block size, and one block per resident slot on the GPU (no tail wave; each block walks its rows).
+struct BackwardPlan {
+  int k = 0;
+  int threads = kBackwardThreads;
+  int64_t chunks = 1;
+};
+
 template <class T>
-void launch_backward(const RmsNormBackwardParams& p, int64_t chunks, cudaStream_t stream) {
+using BackwardKernel = void (*)(T*, acc_t<T>*, const T*, const T*, const T*, const acc_t<T>*, int64_t, int64_t,
+                                int64_t);
+
+template <class T>
+BackwardKernel<T> backward_kernel(int k) {
   constexpr int V = Vec16<T>::kSize;
-  if (vector_width<T>(p.dim, {p.x, p.weight, p.grad_x, p.grad_y}) == V &&
-      (try_backward<T, V, 1>(p, chunks, stream) || try_backward<T, V, 2>(p, chunks, stream) ||
-       try_backward<T, V, 4>(p, chunks, stream) || try_backward<T, V, 8>(p, chunks, stream)))
-    return;
+  switch (k) {
+    case 1: return rms_norm_backward_kernel<T, V, 1>;
+    case 2: return rms_norm_backward_kernel<T, V, 2>;
+    case 4: return rms_norm_backward_kernel<T, V, 4>;
+    default: return rms_norm_backward_generic_kernel<T>;
+  }
+}
+
+template <class T>
+BackwardPlan plan_backward(const RmsNormBackwardParams& p) {
+  constexpr int V = Vec16<T>::kSize;
+  BackwardPlan plan;
+  if (vector_width<T>(p.dim, {p.x, p.weight, p.grad_x, p.grad_y}) == V) {
+    for (int k : {1, 2, 4}) {  // wider rows would spill: they take the generic kernel
+      const int64_t threads = ((p.dim + V * k - 1) / (V * k) + 31) / 32 * 32;
+      if (threads <= 1024) {
+        plan.k = k;
+        plan.threads = static_cast<int>(std::max<int64_t>(threads, 64));
+        break;
+      }
+    }
+  }
+  int per_sm = 1;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, backward_kernel<T>(plan.k), plan.threads, 0) !=
+          cudaSuccess ||
+      per_sm < 1)
+    per_sm = 1;
+  plan.chunks = std::max<int64_t>(1, std::min<int64_t>(p.rows, static_cast<int64_t>(per_sm) * sm_count()));
+  return plan;
+}
+
+int64_t backward_chunks(const RmsNormBackwardParams& p) {
+  int64_t chunks = 1;
+  dispatch_float(p.dtype, [&]<class T>() { chunks = plan_backward<T>(p).chunks; });
+  return chunks;
+}
+
+template <class T>
+void launch_backward(const RmsNormBackwardParams& p, const BackwardPlan& plan, cudaStream_t stream) {
   using A = acc_t<T>;
-  rms_norm_backward_generic_kernel<T><<<static_cast<unsigned>(chunks), kBackwardThreads, 0, stream>>>(
+  backward_kernel<T>(plan.k)<<<static_cast<unsigned>(plan.chunks), plan.threads, 0, stream>>>(
       static_cast<T*>(p.grad_x), p.grad_weight ? static_cast<A*>(p.workspace) : nullptr,
       static_cast<const T*>(p.grad_y), static_cast<const T*>(p.x), static_cast<const T*>(p.weight),
-      static_cast<const A*>(p.rstd), p.rows, p.dim, (p.rows + chunks - 1) / chunks);
+      static_cast<const A*>(p.rstd), p.rows, p.dim, (p.rows + plan.chunks - 1) / plan.chunks);
 }
 
 }  // namespace
@@ -250,17 +269,20 @@ size_t rms_norm_backward_workspace_bytes(const RmsNormBackwardParams& p) {
 Status launch_rms_norm_backward(const RmsNormBackwardParams& p, cudaStream_t stream) {
   if (p.rows == 0 || p.dim == 0) return {};
   if (p.grad_weight && !p.workspace) return invalid("rms_norm_backward: workspace missing");
-  const int64_t chunks = backward_chunks(p);
-  const bool ok = dispatch_float(p.dtype, [&]<class T>() { launch_backward<T>(p, chunks, stream); });
+  int64_t chunks = 1;
+  const bool ok = dispatch_float(p.dtype, [&]<class T>() {
+    const BackwardPlan plan = plan_backward<T>(p);
+    chunks = plan.chunks;
+    launch_backward<T>(p, plan, stream);
+  });
   if (!ok) return invalid("rms_norm_backward: expected a floating dtype");
   Status s = last_launch();
   if (!s.ok() || !p.grad_weight) return s;
-  // grad_weight = Σ over chunks of the partials, in chunk order.
-  dispatch_float(p.dtype, [&]<class T>() {
-    sum_partials_kernel<T><<<grid_for(p.dim, 256), 256, 0, stream>>>(
-        static_cast<const acc_t<T>*>(p.workspace), static_cast<T*>(p.grad_weight), chunks, p.dim);
-  });
-  return last_launch();
+  // grad_weight = Σ over chunks of the partials (a column reduction in a fixed order: deterministic).
+  const ScalarType acc = p.dtype == ScalarType::f64 ? ScalarType::f64 : ScalarType::f32;
+  const ReduceParams r{ReduceOp::sum, acc, p.dtype, p.workspace, p.grad_weight, nullptr, 1, chunks, p.dim, 1.0,
+                       nullptr};
+  return launch_reduce(r, stream);
 }
 
 }  // namespace nsa::kernels

@@ -152,6 +152,13 @@ Status launch_reduce(const ReduceParams& p, cudaStream_t stream) {
   if (p.outer * ((p.inner + kTileX - 1) / kTileX) > 0x7fffffff) return invalid("reduce: too many outputs");
   const int64_t chunks = plan_chunks(p);
   if (chunks > 1 && !p.workspace) return invalid("reduce: workspace missing");
+  if (p.out_dtype != p.dtype) {
+    if (p.op != ReduceOp::sum || p.dtype != ScalarType::f32 || p.out_dtype != ScalarType::bf16 || chunks > 1)
+      return invalid("reduce: output dtype differs from the input's (only f32 -> bf16 sums in one pass)");
+    launch_sum<float, bf16_t>(static_cast<const float*>(p.in), static_cast<bf16_t*>(p.out), p.outer, p.n, p.inner, 1,
+                              static_cast<float>(p.scale), stream);
+    return last_launch();
+  }
   const bool ok = dispatch_float(p.dtype, [&]<class T>() {
     using A = acc_t<T>;
     const T* in = static_cast<const T*>(p.in);

@@ -12,7 +12,8 @@ namespace nsa::kernels {
 
 struct ReduceParams {
   ReduceOp op;
-  ScalarType dtype;  // of in and out
+  ScalarType dtype;      // of in
+  ScalarType out_dtype;  // of out: dtype, or bf16 for an f32 sum (partial sums in f32 into a bf16 result)
   const void* in;
   void* out;         // [outer, inner]
   int64_t* indices;  // max only: [outer, inner]

@@ -28,6 +28,12 @@ CaseRun run_case(const OpCase& c, const std::vector<Tensor>& inputs, const std::
   return r;
 }
 
+std::string sci(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2e", v);
+  return buf;
+}
+
 class CudaVsCpu : public ::testing::TestWithParam<std::tuple<size_t, DType>> {};
 
 TEST_P(CudaVsCpu, MatchesReference) {
@@ -79,14 +85,14 @@ TEST_P(CudaVsCpu, MatchesReference) {
     }
     const double err = rel_error(dev.outputs[i], ref.outputs[i]);
     const auto [worst, at] = max_abs_error(dev.outputs[i], ref.outputs[i]);
-    line += " out" + std::to_string(i) + "=" + std::to_string(err);
+    line += " out" + std::to_string(i) + "=" + sci(err);
     EXPECT_LT(err, tol) << c.name << " output " << i << ": max abs error " << worst << " at flat index " << at;
   }
   for (size_t i = 0; i < ref.grads.size(); ++i) {
     if (!ref.grads[i].defined()) continue;
     ASSERT_TRUE(dev.grads[i].defined()) << c.name << ": no CUDA gradient for input " << i;
     const double err = rel_error(dev.grads[i], ref.grads[i]);
-    line += " grad" + std::to_string(i) + "=" + std::to_string(err);
+    line += " grad" + std::to_string(i) + "=" + sci(err);
     EXPECT_LT(err, tol) << c.name << " gradient of input " << i;
   }
   std::printf("%s (tol %.0e)\n", line.c_str(), tol);

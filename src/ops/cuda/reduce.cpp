@@ -9,7 +9,7 @@ namespace nsa::cuda_binding {
 
 void CudaBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in, int64_t outer,
                          int64_t n, int64_t inner, double scale) {
-  kernels::ReduceParams p{op, scalar(in.dtype()), in.data_ptr(), out.data_ptr(),
+  kernels::ReduceParams p{op, scalar(in.dtype()), scalar(out.dtype()), in.data_ptr(), out.data_ptr(),
                           indices.defined() ? indices.data<int64_t>() : nullptr, outer, n, inner, scale, nullptr};
   Tensor ws;
   if (const size_t bytes = kernels::reduce_workspace_bytes(p)) {
