@@ -147,7 +147,11 @@ int main() {
                     [&] { Tensor y = rms_norm(x, w); });
     Tensor xg = detach(x).set_requires_grad(true), wg = detach(w).set_requires_grad(true);
     Tensor gy = randn({rows_, dim}, DType::bf16, gpu);
+    // fwd reads x, writes y; bwd reads x and dy, writes dx (dw is [dim]). Grads are dropped each time so
+    // that no accumulation pass is timed.
     bench_bandwidth(copy_gbs, "rms_norm fwd+bwd bf16 [65536, 4096]", (2.0 + 3.0) * 2 * rows_ * dim, [&] {
+      xg.set_grad(Tensor());
+      wg.set_grad(Tensor());
       Tensor y = rms_norm(xg, wg);
       backward(y, gy);
     });
