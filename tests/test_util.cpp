@@ -52,7 +52,8 @@ double gradcheck(const std::function<std::vector<Tensor>(const std::vector<Tenso
   {
     NoGradGuard no_grad;
     for (const Tensor& o : fn(inputs))
-      weights.push_back(is_floating(o.dtype()) ? randn(o.shape(), DType::f64, Device::cpu(), &gen) : Tensor());
+      weights.push_back(is_floating(o.dtype()) ? randn(o.shape(), DType::f64, Device::cpu(), &gen)
+                                               : Tensor());
   }
   auto scalar = [&](const std::vector<Tensor>& outs) {
     Tensor total;

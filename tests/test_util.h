@@ -13,11 +13,13 @@
 
 namespace nsa::test {
 
-inline bool has_gpu() { return cuda::available(); }
+inline bool has_gpu() {
+  return cuda::available();
+}
 
 // Skips the current test on machines without a CUDA device (and in CPU-only builds).
-#define NSA_REQUIRE_GPU()                                                         \
-  do {                                                                           \
+#define NSA_REQUIRE_GPU()                                                          \
+  do {                                                                             \
     if (!::nsa::test::has_gpu()) GTEST_SKIP() << "no CUDA device on this machine"; \
   } while (0)
 

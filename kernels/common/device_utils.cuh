@@ -83,9 +83,19 @@ __device__ __forceinline__ T block_sum(T v) {
   return warp_sum(v);
 }
 
+// The order of max / argmax / top-k candidates: larger value first, then lower index; a NaN ranks above
+// every number (it propagates), the earliest NaN first.
+template <class A>
+__device__ __forceinline__ bool ranks_before(A v, int64_t i, A w, int64_t j) {
+  const bool vn = isnan(v), wn = isnan(w);
+  if (vn != wn) return vn;
+  if (!vn && v != w) return v > w;
+  return i < j;
+}
+
 // Offset of linear element i of `sizes` in an operand with `strides` (row-major walk).
 __device__ __forceinline__ int64_t strided_offset(int64_t i, int ndim, const int64_t* sizes,
-                                                   const int64_t* strides) {
+                                                  const int64_t* strides) {
   int64_t off = 0;
   for (int d = ndim - 1; d >= 0; --d) {
     const int64_t c = i % sizes[d];
@@ -106,28 +116,45 @@ inline unsigned grid_for(int64_t work, int threads) {
 template <class F>
 bool dispatch_float(ScalarType t, F&& f) {
   switch (t) {
-    case ScalarType::f64: f.template operator()<double>(); return true;
-    case ScalarType::f32: f.template operator()<float>(); return true;
-    case ScalarType::bf16: f.template operator()<bf16_t>(); return true;
-    default: return false;
+    case ScalarType::f64:
+      f.template operator()<double>();
+      return true;
+    case ScalarType::f32:
+      f.template operator()<float>();
+      return true;
+    case ScalarType::bf16:
+      f.template operator()<bf16_t>();
+      return true;
+    default:
+      return false;
   }
 }
 
 template <class F>
 bool dispatch_any(ScalarType t, F&& f) {
   switch (t) {
-    case ScalarType::i32: f.template operator()<int32_t>(); return true;
-    case ScalarType::i64: f.template operator()<int64_t>(); return true;
-    default: return dispatch_float(t, f);
+    case ScalarType::i32:
+      f.template operator()<int32_t>();
+      return true;
+    case ScalarType::i64:
+      f.template operator()<int64_t>();
+      return true;
+    default:
+      return dispatch_float(t, f);
   }
 }
 
 template <class F>
 bool dispatch_index(ScalarType t, F&& f) {
   switch (t) {
-    case ScalarType::i32: f.template operator()<int32_t>(); return true;
-    case ScalarType::i64: f.template operator()<int64_t>(); return true;
-    default: return false;
+    case ScalarType::i32:
+      f.template operator()<int32_t>();
+      return true;
+    case ScalarType::i64:
+      f.template operator()<int64_t>();
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -7,14 +7,27 @@
 namespace nsa {
 
 enum class UnaryOp : uint8_t {
-  neg, exp, log, sqrt, rsqrt, square, reciprocal, sigmoid, silu, tanh, relu,
+  neg,
+  exp,
+  log,
+  sqrt,
+  rsqrt,
+  square,
+  reciprocal,
+  sigmoid,
+  silu,
+  tanh,
+  relu,
   add_scalar,  // a + alpha
   mul_scalar,  // a * alpha
   pow_scalar,  // a ^ alpha
 };
 
 enum class BinaryOp : uint8_t {
-  add, sub, mul, div,
+  add,
+  sub,
+  mul,
+  div,
   swiglu,            // silu(a) * b
   sigmoid_backward,  // a = grad, b = sigmoid output:  a * b * (1 - b)
   silu_backward,     // a = grad, b = silu input:      a * s * (1 + b * (1 - s)), s = sigmoid(b)

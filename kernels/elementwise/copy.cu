@@ -53,15 +53,17 @@ Status launch_copy(const CopyParams& p, cudaStream_t stream) {
   if (p.geo.numel == 0) return {};
   const unsigned grid = grid_for(p.geo.numel, kThreads);
   bool ok = true;
-  ok = dispatch_any(p.dst_type, [&]<class D>() {
-    ok = dispatch_any(p.src_type, [&]<class S>() {
-      if (p.geo.contiguous) {
-        copy_kernel<D, S, true><<<grid, kThreads, 0, stream>>>(p.geo, p.dst, p.src);
-      } else {
-        copy_kernel<D, S, false><<<grid, kThreads, 0, stream>>>(p.geo, p.dst, p.src);
-      }
-    });
-  }) && ok;
+  ok = dispatch_any(p.dst_type,
+                    [&]<class D>() {
+                      ok = dispatch_any(p.src_type, [&]<class S>() {
+                        if (p.geo.contiguous) {
+                          copy_kernel<D, S, true><<<grid, kThreads, 0, stream>>>(p.geo, p.dst, p.src);
+                        } else {
+                          copy_kernel<D, S, false><<<grid, kThreads, 0, stream>>>(p.geo, p.dst, p.src);
+                        }
+                      });
+                    }) &&
+       ok;
   return ok ? last_launch() : invalid("copy: unknown dtype");
 }
 
@@ -83,7 +85,8 @@ Status launch_random(const RandomParams& p, cudaStream_t stream) {
   if (p.numel == 0) return {};
   const int64_t blocks = (p.numel + 7) / 4 + 1;
   const unsigned grid = grid_for(blocks, kThreads);
-  const bool ok = dispatch_float(p.dtype, [&]<class T>() { random_kernel<T><<<grid, kThreads, 0, stream>>>(p); });
+  const bool ok =
+      dispatch_float(p.dtype, [&]<class T>() { random_kernel<T><<<grid, kThreads, 0, stream>>>(p); });
   return ok ? last_launch() : invalid("random: expected a floating dtype");
 }
 

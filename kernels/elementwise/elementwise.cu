@@ -16,20 +16,34 @@ __device__ __forceinline__ A sigmoid_of(A x) {
 template <class A>
 __device__ __forceinline__ A unary_value(UnaryOp op, A x, A alpha) {
   switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return exp(x);
-    case UnaryOp::log: return log(x);
-    case UnaryOp::sqrt: return sqrt(x);
-    case UnaryOp::rsqrt: return A(1) / sqrt(x);
-    case UnaryOp::square: return x * x;
-    case UnaryOp::reciprocal: return A(1) / x;
-    case UnaryOp::sigmoid: return sigmoid_of(x);
-    case UnaryOp::silu: return x * sigmoid_of(x);
-    case UnaryOp::tanh: return tanh(x);
-    case UnaryOp::relu: return x > A(0) ? x : A(0);
-    case UnaryOp::add_scalar: return x + alpha;
-    case UnaryOp::mul_scalar: return x * alpha;
-    case UnaryOp::pow_scalar: return pow(x, alpha);
+    case UnaryOp::neg:
+      return -x;
+    case UnaryOp::exp:
+      return exp(x);
+    case UnaryOp::log:
+      return log(x);
+    case UnaryOp::sqrt:
+      return sqrt(x);
+    case UnaryOp::rsqrt:
+      return A(1) / sqrt(x);
+    case UnaryOp::square:
+      return x * x;
+    case UnaryOp::reciprocal:
+      return A(1) / x;
+    case UnaryOp::sigmoid:
+      return sigmoid_of(x);
+    case UnaryOp::silu:
+      return x * sigmoid_of(x);
+    case UnaryOp::tanh:
+      return tanh(x);
+    case UnaryOp::relu:
+      return x > A(0) ? x : A(0);
+    case UnaryOp::add_scalar:
+      return x + alpha;
+    case UnaryOp::mul_scalar:
+      return x * alpha;
+    case UnaryOp::pow_scalar:
+      return pow(x, alpha);
   }
   return A(0);
 }
@@ -37,18 +51,26 @@ __device__ __forceinline__ A unary_value(UnaryOp op, A x, A alpha) {
 template <class A>
 __device__ __forceinline__ A binary_value(BinaryOp op, A a, A b) {
   switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-    case BinaryOp::swiglu: return b * a * sigmoid_of(a);
-    case BinaryOp::sigmoid_backward: return a * b * (A(1) - b);
+    case BinaryOp::add:
+      return a + b;
+    case BinaryOp::sub:
+      return a - b;
+    case BinaryOp::mul:
+      return a * b;
+    case BinaryOp::div:
+      return a / b;
+    case BinaryOp::swiglu:
+      return b * a * sigmoid_of(a);
+    case BinaryOp::sigmoid_backward:
+      return a * b * (A(1) - b);
     case BinaryOp::silu_backward: {
       const A s = sigmoid_of(b);
       return a * s * (A(1) + b * (A(1) - s));
     }
-    case BinaryOp::tanh_backward: return a * (A(1) - b * b);
-    case BinaryOp::relu_backward: return b > A(0) ? a : A(0);
+    case BinaryOp::tanh_backward:
+      return a * (A(1) - b * b);
+    case BinaryOp::relu_backward:
+      return b > A(0) ? a : A(0);
   }
   return A(0);
 }
@@ -105,7 +127,9 @@ __global__ void elementwise_kernel(Geometry geo, Strided out0, Strided out1, Str
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 template <class T, int N, int M, class F>
 void launch_elementwise(const Geometry& geo, const Strided (&outs)[2], const Strided (&ins)[3], F f,
@@ -117,14 +141,14 @@ void launch_elementwise(const Geometry& geo, const Strided (&outs)[2], const Str
   const int64_t work = vector_ok ? (geo.numel + Vec16<T>::kSize - 1) / Vec16<T>::kSize : geo.numel;
   const unsigned grid = grid_for(work, kThreads);
   if (vector_ok) {
-    elementwise_kernel<T, N, M, true, true><<<grid, kThreads, 0, stream>>>(geo, outs[0], outs[1], ins[0], ins[1],
-                                                                           ins[2], f);
+    elementwise_kernel<T, N, M, true, true>
+        <<<grid, kThreads, 0, stream>>>(geo, outs[0], outs[1], ins[0], ins[1], ins[2], f);
   } else if (geo.contiguous) {
-    elementwise_kernel<T, N, M, true, false><<<grid, kThreads, 0, stream>>>(geo, outs[0], outs[1], ins[0],
-                                                                            ins[1], ins[2], f);
+    elementwise_kernel<T, N, M, true, false>
+        <<<grid, kThreads, 0, stream>>>(geo, outs[0], outs[1], ins[0], ins[1], ins[2], f);
   } else {
-    elementwise_kernel<T, N, M, false, false><<<grid, kThreads, 0, stream>>>(geo, outs[0], outs[1], ins[0],
-                                                                             ins[1], ins[2], f);
+    elementwise_kernel<T, N, M, false, false>
+        <<<grid, kThreads, 0, stream>>>(geo, outs[0], outs[1], ins[0], ins[1], ins[2], f);
   }
 }
 
@@ -132,13 +156,17 @@ template <class T>
 struct UnaryFn {
   UnaryOp op;
   acc_t<T> alpha;
-  __device__ void operator()(const acc_t<T>* in, acc_t<T>* out) const { out[0] = unary_value(op, in[0], alpha); }
+  __device__ void operator()(const acc_t<T>* in, acc_t<T>* out) const {
+    out[0] = unary_value(op, in[0], alpha);
+  }
 };
 
 template <class T>
 struct BinaryFn {
   BinaryOp op;
-  __device__ void operator()(const acc_t<T>* in, acc_t<T>* out) const { out[0] = binary_value(op, in[0], in[1]); }
+  __device__ void operator()(const acc_t<T>* in, acc_t<T>* out) const {
+    out[0] = binary_value(op, in[0], in[1]);
+  }
 };
 
 // in = (g, a, b) -> out = (ga, gb)

@@ -14,35 +14,23 @@ __device__ __forceinline__ Coord coord(int64_t e, int64_t m, int64_t inner) {
   return {e / (m * inner), (e / inner) % m, e % inner};
 }
 
-template <class T, class I, bool kPerElement>
-__global__ void select_kernel(IndexParams p) {
+// Select/gather (kAdd false): out[e] = src[row(e)]; add/scatter (kAdd true): out[row(e)] += src[e], where e
+// walks the [outer, m, inner] side and row(e) replaces its middle coordinate by the index.
+template <class T, class I, bool kPerElement, bool kAdd>
+__global__ void index_kernel(IndexParams p) {
   const int64_t total = p.outer * p.m * p.inner;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
     const Coord k = coord(e, p.m, p.inner);
     const int64_t row = static_cast<int64_t>(static_cast<const I*>(p.index)[kPerElement ? e : k.j]);
-    T v = T(0);
-    if (row >= 0 && row < p.n) {
-      v = static_cast<const T*>(p.src)[(k.o * p.n + row) * p.inner + k.c];
+    const bool valid = row >= 0 && row < p.n;
+    if (!valid) atomicOr(p.error_flag, kIndexOutOfRange);
+    const int64_t at = (k.o * p.n + row) * p.inner + k.c;
+    if constexpr (kAdd) {
+      if (valid) atomicAdd(static_cast<T*>(p.out) + at, static_cast<const T*>(p.src)[e]);
     } else {
-      atomicOr(p.error_flag, kIndexOutOfRange);
+      static_cast<T*>(p.out)[e] = valid ? static_cast<const T*>(p.src)[at] : T(0);
     }
-    static_cast<T*>(p.out)[e] = v;
-  }
-}
-
-template <class T, class I, bool kPerElement>
-__global__ void add_kernel(IndexParams p) {
-  const int64_t total = p.outer * p.m * p.inner;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-    const Coord k = coord(e, p.m, p.inner);
-    const int64_t row = static_cast<int64_t>(static_cast<const I*>(p.index)[kPerElement ? e : k.j]);
-    if (row < 0 || row >= p.n) {
-      atomicOr(p.error_flag, kIndexOutOfRange);
-      continue;
-    }
-    atomicAdd(static_cast<T*>(p.out) + (k.o * p.n + row) * p.inner + k.c, static_cast<const T*>(p.src)[e]);
   }
 }
 
@@ -54,11 +42,7 @@ Status launch(const IndexParams& p, cudaStream_t stream) {
   bool ok = false;
   auto body = [&]<class T>() {
     ok = dispatch_index(p.index_type, [&]<class I>() {
-      if constexpr (kAdd) {
-        add_kernel<T, I, kPerElement><<<grid, kThreads, 0, stream>>>(p);
-      } else {
-        select_kernel<T, I, kPerElement><<<grid, kThreads, 0, stream>>>(p);
-      }
+      index_kernel<T, I, kPerElement, kAdd><<<grid, kThreads, 0, stream>>>(p);
     });
   };
   if constexpr (kAdd) {
@@ -67,14 +51,23 @@ Status launch(const IndexParams& p, cudaStream_t stream) {
   } else {
     dispatch_any(p.dtype, body);
   }
-  return ok ? last_launch() : invalid(kAdd ? "index add: dtype must be f32 or f64" : "index: unsupported dtypes");
+  return ok ? last_launch()
+            : invalid(kAdd ? "index add: dtype must be f32 or f64" : "index: unsupported dtypes");
 }
 
 }  // namespace
 
-Status launch_index_select(const IndexParams& p, cudaStream_t stream) { return launch<false, false>(p, stream); }
-Status launch_index_add(const IndexParams& p, cudaStream_t stream) { return launch<false, true>(p, stream); }
-Status launch_gather(const IndexParams& p, cudaStream_t stream) { return launch<true, false>(p, stream); }
-Status launch_scatter_add(const IndexParams& p, cudaStream_t stream) { return launch<true, true>(p, stream); }
+Status launch_index_select(const IndexParams& p, cudaStream_t stream) {
+  return launch<false, false>(p, stream);
+}
+Status launch_index_add(const IndexParams& p, cudaStream_t stream) {
+  return launch<false, true>(p, stream);
+}
+Status launch_gather(const IndexParams& p, cudaStream_t stream) {
+  return launch<true, false>(p, stream);
+}
+Status launch_scatter_add(const IndexParams& p, cudaStream_t stream) {
+  return launch<true, true>(p, stream);
+}
 
 }  // namespace nsa::kernels

@@ -32,8 +32,8 @@ __global__ void row_loss_kernel(const T* logits, const I* targets, L* lse_out, L
 
 // One block: mean of the row losses over the counted rows (fixed order: deterministic).
 template <class L, class I>
-__global__ void finalize_kernel(const L* row_loss, const I* targets, int64_t rows, int64_t vocab, int64_t ignore,
-                                L* loss, L* count) {
+__global__ void finalize_kernel(const L* row_loss, const I* targets, int64_t rows, int64_t vocab,
+                                int64_t ignore, L* loss, L* count) {
   L total = 0, n = 0;
   for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
     total += row_loss[r];
@@ -89,10 +89,11 @@ Status launch_cross_entropy(const CrossEntropyParams& p, cudaStream_t stream) {
         const I* targets = static_cast<const I*>(p.targets);
         if (p.rows > 0)
           row_loss_kernel<T, L, I><<<static_cast<unsigned>(p.rows), row_threads(p.vocab), 0, stream>>>(
-              static_cast<const T*>(p.logits), targets, static_cast<L*>(p.lse), row_loss, p.vocab, p.ignore_index,
-              p.error_flag);
-        finalize_kernel<L, I><<<1, kFinalThreads, 0, stream>>>(row_loss, targets, p.rows, p.vocab, p.ignore_index,
-                                                                static_cast<L*>(p.loss), static_cast<L*>(p.count));
+              static_cast<const T*>(p.logits), targets, static_cast<L*>(p.lse), row_loss, p.vocab,
+              p.ignore_index, p.error_flag);
+        finalize_kernel<L, I><<<1, kFinalThreads, 0, stream>>>(row_loss, targets, p.rows, p.vocab,
+                                                               p.ignore_index, static_cast<L*>(p.loss),
+                                                               static_cast<L*>(p.count));
       });
     });
   });
@@ -107,9 +108,9 @@ Status launch_cross_entropy_backward(const CrossEntropyBackwardParams& p, cudaSt
     dispatch_loss_type(p.loss_type, [&]<class L>() {
       ok = dispatch_index(p.target_type, [&]<class I>() {
         backward_kernel<T, L, I><<<static_cast<unsigned>(p.rows), row_threads(p.vocab), 0, stream>>>(
-            static_cast<T*>(p.grad_logits), static_cast<const L*>(p.grad_loss), static_cast<const T*>(p.logits),
-            static_cast<const I*>(p.targets), static_cast<const L*>(p.lse), static_cast<const L*>(p.count), p.vocab,
-            p.ignore_index);
+            static_cast<T*>(p.grad_logits), static_cast<const L*>(p.grad_loss),
+            static_cast<const T*>(p.logits), static_cast<const I*>(p.targets), static_cast<const L*>(p.lse),
+            static_cast<const L*>(p.count), p.vocab, p.ignore_index);
       });
     });
   });

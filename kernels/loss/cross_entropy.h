@@ -8,9 +8,9 @@
 namespace nsa::kernels {
 
 struct CrossEntropyParams {
-  ScalarType dtype;         // logits
-  ScalarType loss_type;     // f32, or f64 for f64 logits: loss, lse, count
-  ScalarType target_type;   // i32 / i64
+  ScalarType dtype;        // logits
+  ScalarType loss_type;    // f32, or f64 for f64 logits: loss, lse, count
+  ScalarType target_type;  // i32 / i64
   const void* logits;
   const void* targets;
   void* loss;   // 0-d

@@ -17,8 +17,8 @@ struct Key {
   unsigned align_a, align_b, align_c;
   size_t workspace;
   auto tie() const {
-    return std::tie(dtype, device, ta, tb, batch, m, n, k, lda, ldb, ldc, sa, sb, sc, align_a, align_b, align_c,
-                    workspace);
+    return std::tie(dtype, device, ta, tb, batch, m, n, k, lda, ldb, ldc, sa, sb, sc, align_a, align_b,
+                    align_c, workspace);
   }
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
@@ -38,9 +38,12 @@ unsigned alignment(const void* p) {
 
 cudaDataType_t data_type(ScalarType t) {
   switch (t) {
-    case ScalarType::f64: return CUDA_R_64F;
-    case ScalarType::f32: return CUDA_R_32F;
-    default: return CUDA_R_16BF;
+    case ScalarType::f64:
+      return CUDA_R_64F;
+    case ScalarType::f32:
+      return CUDA_R_32F;
+    default:
+      return CUDA_R_16BF;
   }
 }
 
@@ -57,8 +60,23 @@ class GemmCache {
       if (cublasLtCreate(&handle) != CUBLAS_STATUS_SUCCESS) return invalid("gemm: cublasLtCreate failed");
       handles_[device] = handle;
     }
-    const Key key{static_cast<int>(p.dtype), device, p.trans_a, p.trans_b, p.batch, p.m, p.n, p.k, p.lda, p.ldb,
-                  p.ldc, p.stride_a, p.stride_b, p.stride_c, alignment(p.a), alignment(p.b), alignment(p.c),
+    const Key key{static_cast<int>(p.dtype),
+                  device,
+                  p.trans_a,
+                  p.trans_b,
+                  p.batch,
+                  p.m,
+                  p.n,
+                  p.k,
+                  p.lda,
+                  p.ldb,
+                  p.ldc,
+                  p.stride_a,
+                  p.stride_b,
+                  p.stride_c,
+                  alignment(p.a),
+                  alignment(p.b),
+                  alignment(p.c),
                   p.workspace_bytes};
     auto it = plans_.find(key);
     if (it == plans_.end()) {
@@ -88,7 +106,8 @@ class GemmCache {
     const bool f64 = p.dtype == ScalarType::f64;
     const cublasComputeType_t compute = f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F;
     const cudaDataType_t scale = f64 ? CUDA_R_64F : CUDA_R_32F;
-    if (cublasLtMatmulDescCreate(&plan->op, compute, scale) != CUBLAS_STATUS_SUCCESS) return "gemm: desc create failed";
+    if (cublasLtMatmulDescCreate(&plan->op, compute, scale) != CUBLAS_STATUS_SUCCESS)
+      return "gemm: desc create failed";
     const cublasOperation_t opa = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS A = our B
     const cublasOperation_t opb = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS B = our A
     cublasLtMatmulDescSetAttribute(plan->op, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa));
@@ -105,7 +124,8 @@ class GemmCache {
       const int64_t strides[3] = {p.stride_b, p.stride_a, p.stride_c};
       cublasLtMatrixLayout_t layouts[3] = {plan->a, plan->b, plan->c};
       for (int i = 0; i < 3; ++i) {
-        cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count));
+        cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                         sizeof(count));
         cublasLtMatrixLayoutSetAttribute(layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i],
                                          sizeof(strides[i]));
       }
@@ -116,14 +136,18 @@ class GemmCache {
     cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
     // cuBLASLt assumes 256-byte aligned pointers unless told otherwise.
     const uint32_t al_a = key.align_b, al_b = key.align_a, al_c = key.align_c;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a,
+                                         sizeof(al_a));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b,
+                                         sizeof(al_b));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c,
+                                         sizeof(al_c));
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c,
+                                         sizeof(al_c));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, plan->op, plan->a, plan->b, plan->c, plan->c,
-                                                             pref, 1, &result, &found);
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, plan->op, plan->a, plan->b, plan->c,
+                                                             plan->c, pref, 1, &result, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS || found == 0) return "gemm: cuBLASLt found no algorithm for this shape";
     plan->algo = result.algo;

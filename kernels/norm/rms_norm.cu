@@ -64,7 +64,8 @@ __global__ void rms_norm_kernel(const T* x, const T* w, T* y, acc_t<T>* rstd, in
 // Thread t owns the packs at columns (k·blockDim + t)·V for k < K.
 template <class T, int V, int K>
 __global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* gy, const T* x, const T* w,
-                                         const acc_t<T>* rstd, int64_t rows, int64_t dim, int64_t rows_per_block) {
+                                         const acc_t<T>* rstd, int64_t rows, int64_t dim,
+                                         int64_t rows_per_block) {
   using A = acc_t<T>;
   A wv[K][V], acc[K][V];
 #pragma unroll
@@ -136,7 +137,9 @@ __global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* g
   }
 }
 
-bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+bool aligned16(const void* p) {
+  return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 // The vector width usable for rows of `dim` elements at these pointers.
 template <class T>
@@ -151,8 +154,8 @@ int vector_width(int64_t dim, std::initializer_list<const void*> ptrs) {
 // Rows too wide (or unaligned) for the register version: the same maths re-reading the row from memory;
 // a thread still owns its columns across rows, so its grad_weight partial needs no atomics.
 template <class T>
-__global__ void rms_norm_backward_generic_kernel(T* gx, acc_t<T>* gw_partial, const T* gy, const T* x, const T* w,
-                                                 const acc_t<T>* rstd, int64_t rows, int64_t dim,
+__global__ void rms_norm_backward_generic_kernel(T* gx, acc_t<T>* gw_partial, const T* gy, const T* x,
+                                                 const T* w, const acc_t<T>* rstd, int64_t rows, int64_t dim,
                                                  int64_t rows_per_block) {
   using A = acc_t<T>;
   A* part = gw_partial ? gw_partial + blockIdx.x * dim : nullptr;
@@ -163,7 +166,8 @@ __global__ void rms_norm_backward_generic_kernel(T* gx, acc_t<T>* gw_partial, co
     const T* xr = x + row * dim;
     const T* gr = gy + row * dim;
     A dot = 0;
-    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) dot += to_acc(gr[c]) * to_acc(w[c]) * to_acc(xr[c]);
+    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x)
+      dot += to_acc(gr[c]) * to_acc(w[c]) * to_acc(xr[c]);
     dot = block_sum(dot);
     const A r = rstd[row];
     const A coef = dot / static_cast<A>(dim) * r * r * r;
@@ -184,17 +188,21 @@ struct BackwardPlan {
 };
 
 template <class T>
-using BackwardKernel = void (*)(T*, acc_t<T>*, const T*, const T*, const T*, const acc_t<T>*, int64_t, int64_t,
-                                int64_t);
+using BackwardKernel = void (*)(T*, acc_t<T>*, const T*, const T*, const T*, const acc_t<T>*, int64_t,
+                                int64_t, int64_t);
 
 template <class T>
 BackwardKernel<T> backward_kernel(int k) {
   constexpr int V = Vec16<T>::kSize;
   switch (k) {
-    case 1: return rms_norm_backward_kernel<T, V, 1>;
-    case 2: return rms_norm_backward_kernel<T, V, 2>;
-    case 4: return rms_norm_backward_kernel<T, V, 4>;
-    default: return rms_norm_backward_generic_kernel<T>;
+    case 1:
+      return rms_norm_backward_kernel<T, V, 1>;
+    case 2:
+      return rms_norm_backward_kernel<T, V, 2>;
+    case 4:
+      return rms_norm_backward_kernel<T, V, 4>;
+    default:
+      return rms_norm_backward_generic_kernel<T>;
   }
 }
 
@@ -254,7 +262,8 @@ Status launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     if (V == 1) {
       rms_norm_kernel<T, 1><<<grid, threads, 0, stream>>>(x, w, y, rstd, p.dim, static_cast<A>(p.eps));
     } else {
-      rms_norm_kernel<T, Vec16<T>::kSize><<<grid, threads, 0, stream>>>(x, w, y, rstd, p.dim, static_cast<A>(p.eps));
+      rms_norm_kernel<T, Vec16<T>::kSize>
+          <<<grid, threads, 0, stream>>>(x, w, y, rstd, p.dim, static_cast<A>(p.eps));
     }
   });
   return ok ? last_launch() : invalid("rms_norm: expected a floating dtype");
@@ -280,8 +289,8 @@ Status launch_rms_norm_backward(const RmsNormBackwardParams& p, cudaStream_t str
   if (!s.ok() || !p.grad_weight) return s;
   // grad_weight = Σ over chunks of the partials (a column reduction in a fixed order: deterministic).
   const ScalarType acc = p.dtype == ScalarType::f64 ? ScalarType::f64 : ScalarType::f32;
-  const ReduceParams r{ReduceOp::sum, acc, p.dtype, p.workspace, p.grad_weight, nullptr, 1, chunks, p.dim, 1.0,
-                       nullptr};
+  const ReduceParams r{ReduceOp::sum, acc,   p.dtype, p.workspace, p.grad_weight, nullptr, 1,
+                       chunks,        p.dim, 1.0,     nullptr};
   return launch_reduce(r, stream);
 }
 

@@ -45,7 +45,8 @@ __global__ void row_sum_kernel(const T* in, O* out, int64_t n, int64_t chunks, a
 
 // Columns: block (32, 8) handles 32 consecutive inner positions of one outer index and one chunk of n.
 template <class T, class O>
-__global__ void col_sum_kernel(const T* in, O* out, int64_t n, int64_t inner, int64_t chunks, acc_t<T> scale) {
+__global__ void col_sum_kernel(const T* in, O* out, int64_t n, int64_t inner, int64_t chunks,
+                               acc_t<T> scale) {
   __shared__ acc_t<T> tile[kTileY][kTileX + 1];
   const int64_t tiles = (inner + kTileX - 1) / kTileX;
   const int64_t o = blockIdx.x / tiles, col = (blockIdx.x % tiles) * kTileX + threadIdx.x;
@@ -65,15 +66,7 @@ __global__ void col_sum_kernel(const T* in, O* out, int64_t n, int64_t inner, in
   }
 }
 
-// Max and first argmax along n; a NaN wins over every number and the earliest NaN wins among NaNs.
-template <class A>
-__device__ __forceinline__ bool better(A v, int64_t i, A best, int64_t bi) {
-  const bool vn = isnan(v), bn = isnan(best);
-  if (vn != bn) return vn;
-  if (!vn && v != best) return v > best;
-  return i < bi;
-}
-
+// Max and first argmax along n, in the order of ranks_before.
 template <class T>
 __global__ void row_max_kernel(const T* in, T* out, int64_t* indices, int64_t n) {
   using A = acc_t<T>;
@@ -84,7 +77,7 @@ __global__ void row_max_kernel(const T* in, T* out, int64_t* indices, int64_t n)
   int64_t bi = 0;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
     const A v = to_acc(in[row * n + j]);
-    if (better(v, j, best, bi)) {
+    if (ranks_before(v, j, best, bi)) {
       best = v;
       bi = j;
     }
@@ -93,7 +86,8 @@ __global__ void row_max_kernel(const T* in, T* out, int64_t* indices, int64_t n)
   si[threadIdx.x] = bi;
   __syncthreads();
   for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s && better(sv[threadIdx.x + s], si[threadIdx.x + s], sv[threadIdx.x], si[threadIdx.x])) {
+    if (threadIdx.x < s &&
+        ranks_before(sv[threadIdx.x + s], si[threadIdx.x + s], sv[threadIdx.x], si[threadIdx.x])) {
       sv[threadIdx.x] = sv[threadIdx.x + s];
       si[threadIdx.x] = si[threadIdx.x + s];
     }
@@ -106,16 +100,18 @@ __global__ void row_max_kernel(const T* in, T* out, int64_t* indices, int64_t n)
 }
 
 template <class T>
-__global__ void col_max_kernel(const T* in, T* out, int64_t* indices, int64_t outer, int64_t n, int64_t inner) {
+__global__ void col_max_kernel(const T* in, T* out, int64_t* indices, int64_t outer, int64_t n,
+                               int64_t inner) {
   using A = acc_t<T>;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < outer * inner; e += stride) {
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < outer * inner;
+       e += stride) {
     const int64_t o = e / inner, c = e % inner;
     A best = to_acc(in[o * n * inner + c]);
     int64_t bi = 0;
     for (int64_t j = 1; j < n; ++j) {
       const A v = to_acc(in[(o * n + j) * inner + c]);
-      if (better(v, j, best, bi)) {
+      if (ranks_before(v, j, best, bi)) {
         best = v;
         bi = j;
       }
@@ -129,10 +125,12 @@ template <class T, class O>
 void launch_sum(const T* in, O* out, int64_t outer, int64_t n, int64_t inner, int64_t chunks, acc_t<T> scale,
                 cudaStream_t stream) {
   if (inner == 1) {
-    row_sum_kernel<T, O><<<dim3(static_cast<unsigned>(outer), static_cast<unsigned>(chunks)), kRowThreads, 0,
-                           stream>>>(in, out, n, chunks, scale);
+    row_sum_kernel<T, O>
+        <<<dim3(static_cast<unsigned>(outer), static_cast<unsigned>(chunks)), kRowThreads, 0, stream>>>(
+            in, out, n, chunks, scale);
   } else {
-    const dim3 grid(static_cast<unsigned>((inner + kTileX - 1) / kTileX * outer), static_cast<unsigned>(chunks));
+    const dim3 grid(static_cast<unsigned>((inner + kTileX - 1) / kTileX * outer),
+                    static_cast<unsigned>(chunks));
     col_sum_kernel<T, O><<<grid, dim3(kTileX, kTileY), 0, stream>>>(in, out, n, inner, chunks, scale);
   }
 }
@@ -155,8 +153,8 @@ Status launch_reduce(const ReduceParams& p, cudaStream_t stream) {
   if (p.out_dtype != p.dtype) {
     if (p.op != ReduceOp::sum || p.dtype != ScalarType::f32 || p.out_dtype != ScalarType::bf16 || chunks > 1)
       return invalid("reduce: output dtype differs from the input's (only f32 -> bf16 sums in one pass)");
-    launch_sum<float, bf16_t>(static_cast<const float*>(p.in), static_cast<bf16_t*>(p.out), p.outer, p.n, p.inner, 1,
-                              static_cast<float>(p.scale), stream);
+    launch_sum<float, bf16_t>(static_cast<const float*>(p.in), static_cast<bf16_t*>(p.out), p.outer, p.n,
+                              p.inner, 1, static_cast<float>(p.scale), stream);
     return last_launch();
   }
   const bool ok = dispatch_float(p.dtype, [&]<class T>() {
@@ -165,7 +163,8 @@ Status launch_reduce(const ReduceParams& p, cudaStream_t stream) {
     T* out = static_cast<T*>(p.out);
     if (p.op == ReduceOp::max) {
       if (p.inner == 1) {
-        row_max_kernel<T><<<static_cast<unsigned>(p.outer), kRowThreads, 0, stream>>>(in, out, p.indices, p.n);
+        row_max_kernel<T>
+            <<<static_cast<unsigned>(p.outer), kRowThreads, 0, stream>>>(in, out, p.indices, p.n);
       } else {
         col_max_kernel<T><<<grid_for(p.outer * p.inner, kRowThreads), kRowThreads, 0, stream>>>(
             in, out, p.indices, p.outer, p.n, p.inner);

@@ -18,8 +18,8 @@ struct ReduceParams {
   void* out;         // [outer, inner]
   int64_t* indices;  // max only: [outer, inner]
   int64_t outer, n, inner;
-  double scale;      // sum only: out = scale · Σ
-  void* workspace;   // reduce_workspace_bytes(p) bytes (may be null when that is 0)
+  double scale;     // sum only: out = scale · Σ
+  void* workspace;  // reduce_workspace_bytes(p) bytes (may be null when that is 0)
 };
 
 size_t reduce_workspace_bytes(const ReduceParams& p);

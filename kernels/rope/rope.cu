@@ -16,7 +16,8 @@ __global__ void rope_kernel(const RopeParams p) {
   const P* positions = static_cast<const P*>(p.positions);
   const int64_t half = p.rot_dim / 2, hd = p.head_dim;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < p.tokens * half; e += stride) {
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < p.tokens * half;
+       e += stride) {
     const int64_t t = e / half, i = e % half;
     double s, c;
     sincos(static_cast<double>(positions[t]) * p.inv_freq[i], &s, &c);

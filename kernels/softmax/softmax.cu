@@ -19,7 +19,8 @@ __global__ void softmax_kernel(const T* in, T* out, int64_t cols, bool log_out) 
 }
 
 template <class T>
-__global__ void softmax_backward_kernel(T* grad_in, const T* grad_out, const T* out, int64_t cols, bool log_out) {
+__global__ void softmax_backward_kernel(T* grad_in, const T* grad_out, const T* out, int64_t cols,
+                                        bool log_out) {
   using A = acc_t<T>;
   const int64_t base = blockIdx.x * cols;
   A acc = 0;
@@ -59,7 +60,8 @@ Status launch_softmax_backward(const SoftmaxBackwardParams& p, cudaStream_t stre
   if (p.rows > 0x7fffffff) return invalid("softmax_backward: too many rows");
   const bool ok = dispatch_float(p.dtype, [&]<class T>() {
     softmax_backward_kernel<T><<<static_cast<unsigned>(p.rows), row_threads(p.cols), 0, stream>>>(
-        static_cast<T*>(p.grad_in), static_cast<const T*>(p.grad_out), static_cast<const T*>(p.out), p.cols, p.log);
+        static_cast<T*>(p.grad_in), static_cast<const T*>(p.grad_out), static_cast<const T*>(p.out), p.cols,
+        p.log);
   });
   return ok ? last_launch() : invalid("softmax_backward: expected a floating dtype");
 }

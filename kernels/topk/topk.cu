@@ -6,15 +6,6 @@
 namespace nsa::kernels {
 namespace {
 
-// Total order of candidates: larger value first, then lower index. NaN counts as the largest value.
-template <class A>
-__device__ __forceinline__ bool before(A v, int64_t i, A w, int64_t j) {
-  const bool vn = isnan(v), wn = isnan(w);
-  if (vn != wn) return vn;
-  if (!vn && v != w) return v > w;
-  return i < j;
-}
-
 template <class T>
 __global__ void topk_kernel(const T* in, T* values, int64_t* indices, int64_t n, int64_t k) {
   using A = acc_t<T>;
@@ -28,8 +19,8 @@ __global__ void topk_kernel(const T* in, T* values, int64_t* indices, int64_t n,
     int64_t best_i = -1;
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
       const A v = to_acc(row[j]);
-      if (prev_i >= 0 && !before(prev_v, prev_i, v, j)) continue;  // already picked
-      if (best_i < 0 || before(v, j, best_v, best_i)) {
+      if (prev_i >= 0 && !ranks_before(prev_v, prev_i, v, j)) continue;  // already picked
+      if (best_i < 0 || ranks_before(v, j, best_v, best_i)) {
         best_v = v;
         best_i = j;
       }
@@ -39,7 +30,7 @@ __global__ void topk_kernel(const T* in, T* values, int64_t* indices, int64_t n,
     for (int o = 16; o > 0; o >>= 1) {
       const A ov = __shfl_xor_sync(0xffffffffu, best_v, o);
       const int64_t oi = __shfl_xor_sync(0xffffffffu, best_i, o);
-      if (oi >= 0 && (best_i < 0 || before(ov, oi, best_v, best_i))) {
+      if (oi >= 0 && (best_i < 0 || ranks_before(ov, oi, best_v, best_i))) {
         best_v = ov;
         best_i = oi;
       }
@@ -53,7 +44,7 @@ __global__ void topk_kernel(const T* in, T* values, int64_t* indices, int64_t n,
     __syncthreads();
     best_i = -1;
     for (int w = 0; w < warps; ++w)
-      if (si[w] >= 0 && (best_i < 0 || before(sv[w], si[w], best_v, best_i))) {
+      if (si[w] >= 0 && (best_i < 0 || ranks_before(sv[w], si[w], best_v, best_i))) {
         best_v = sv[w];
         best_i = si[w];
       }

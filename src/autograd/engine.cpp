@@ -20,8 +20,9 @@ struct LaterFirst {
 }  // namespace
 
 void backward(const Tensor& root, const Tensor& grad_in, bool retain_graph) {
-  NSA_CHECK(root.defined() && root.requires_grad(),
-            "[backward] the tensor does not require grad (no parameter that requires grad was used to make it)");
+  NSA_CHECK(
+      root.defined() && root.requires_grad(),
+      "[backward] the tensor does not require grad (no parameter that requires grad was used to make it)");
   Tensor grad = grad_in;
   if (!grad.defined()) {
     NSA_CHECK(root.numel() == 1, "[backward] a gradient is needed for a non-scalar root ", root.desc());

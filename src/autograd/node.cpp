@@ -12,7 +12,9 @@ namespace {
 
 std::atomic<uint64_t> g_next_sequence_nr{0};
 
-InputMeta meta_of(const Tensor& t) { return {t.shape(), t.dtype(), t.device()}; }
+InputMeta meta_of(const Tensor& t) {
+  return {t.shape(), t.dtype(), t.device()};
+}
 
 // The edge a gradient for `t` must follow: its producer, or its leaf accumulator, or none.
 Edge edge_for(const Tensor& t) {
@@ -29,7 +31,8 @@ Edge edge_for(const Tensor& t) {
 
 }  // namespace
 
-Node::Node(std::string name, int num_outputs, std::vector<Edge> next, std::vector<InputMeta> inputs, BackwardFn fn)
+Node::Node(std::string name, int num_outputs, std::vector<Edge> next, std::vector<InputMeta> inputs,
+           BackwardFn fn)
     : name_(std::move(name)),
       sequence_nr_(g_next_sequence_nr++),
       num_outputs_(num_outputs),
@@ -97,8 +100,8 @@ void record(const char* name, std::span<const Tensor> inputs, std::span<Tensor> 
     next.push_back(edge_for(t));
     metas.push_back(t.defined() ? meta_of(t) : InputMeta{});
   }
-  auto node = std::make_shared<Node>(name, static_cast<int>(outputs.size()), std::move(next), std::move(metas),
-                                     std::move(fn));
+  auto node = std::make_shared<Node>(name, static_cast<int>(outputs.size()), std::move(next),
+                                     std::move(metas), std::move(fn));
   for (size_t i = 0; i < outputs.size(); ++i) {
     AutogradMeta& m = outputs[i].autograd_meta();
     m.requires_grad = true;

@@ -40,7 +40,8 @@ struct InputMeta {
 
 class Node {
  public:
-  Node(std::string name, int num_outputs, std::vector<Edge> next, std::vector<InputMeta> inputs, BackwardFn fn);
+  Node(std::string name, int num_outputs, std::vector<Edge> next, std::vector<InputMeta> inputs,
+       BackwardFn fn);
   virtual ~Node() = default;
 
   const std::string& name() const { return name_; }

@@ -15,9 +15,9 @@ struct MemoryStats {
   int64_t peak_allocated_bytes = 0;  // max of allocated_bytes since the last reset
   int64_t reserved_bytes = 0;        // bytes held from the system (live + cached)
   int64_t peak_reserved_bytes = 0;
-  int64_t num_allocs = 0;            // allocate() calls
-  int64_t num_system_allocs = 0;     // cudaMalloc / malloc calls that reached the system
-  int64_t num_cache_flushes = 0;     // times the cache was emptied to satisfy a request (CUDA)
+  int64_t num_allocs = 0;         // allocate() calls
+  int64_t num_system_allocs = 0;  // cudaMalloc / malloc calls that reached the system
+  int64_t num_cache_flushes = 0;  // times the cache was emptied to satisfy a request (CUDA)
 };
 
 class Allocator {
@@ -36,7 +36,11 @@ Allocator& cpu_allocator();
 // The allocator of a device; throws when `device` is CUDA and CUDA is unavailable.
 Allocator& allocator_for(Device device);
 
-inline MemoryStats memory_stats(Device device) { return allocator_for(device).stats(); }
-inline void reset_peak_memory_stats(Device device) { allocator_for(device).reset_peak_stats(); }
+inline MemoryStats memory_stats(Device device) {
+  return allocator_for(device).stats();
+}
+inline void reset_peak_memory_stats(Device device) {
+  allocator_for(device).reset_peak_stats();
+}
 
 }  // namespace nsa

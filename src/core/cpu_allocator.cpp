@@ -25,7 +25,8 @@ class CpuAllocator final : public Allocator {
     stats_.num_system_allocs++;
     stats_.allocated_bytes += static_cast<int64_t>(rounded);
     stats_.reserved_bytes = stats_.allocated_bytes;
-    if (stats_.allocated_bytes > stats_.peak_allocated_bytes) stats_.peak_allocated_bytes = stats_.allocated_bytes;
+    if (stats_.allocated_bytes > stats_.peak_allocated_bytes)
+      stats_.peak_allocated_bytes = stats_.allocated_bytes;
     stats_.peak_reserved_bytes = stats_.peak_allocated_bytes;
     return p;
   }

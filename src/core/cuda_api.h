@@ -24,10 +24,10 @@ std::string device_name(int device);
 int current_device();
 void set_device(int device);
 
-Stream current_stream();             // of the current device
-void set_current_stream(Stream s);   // for this thread
-Stream default_stream(int device);   // the framework's per-device stream
-Stream create_stream();              // non-blocking; caller owns it (destroy_stream)
+Stream current_stream();            // of the current device
+void set_current_stream(Stream s);  // for this thread
+Stream default_stream(int device);  // the framework's per-device stream
+Stream create_stream();             // non-blocking; caller owns it (destroy_stream)
 void destroy_stream(Stream s);
 void synchronize_stream(Stream s);
 void synchronize_device();

@@ -4,7 +4,8 @@
 
 namespace nsa {
 
-Dims::Dims(std::initializer_list<int64_t> values) : Dims(std::span<const int64_t>(values.begin(), values.size())) {}
+Dims::Dims(std::initializer_list<int64_t> values)
+    : Dims(std::span<const int64_t>(values.begin(), values.size())) {}
 
 Dims::Dims(std::span<const int64_t> values) {
   NSA_CHECK(values.size() <= static_cast<size_t>(kMaxDims), "[dims] at most ", kMaxDims, " dimensions, got ",

@@ -27,8 +27,8 @@ std::string str(const Args&... args) {
 
 }  // namespace nsa
 
-#define NSA_CHECK(cond, ...)                                               \
-  do {                                                                     \
+#define NSA_CHECK(cond, ...)                                                      \
+  do {                                                                            \
     if (!(cond)) ::nsa::throw_error(__FILE__, __LINE__, ::nsa::str(__VA_ARGS__)); \
   } while (0)
 

@@ -13,8 +13,8 @@ Tensor Tensor::empty(const Dims& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
-Tensor Tensor::view_of(std::shared_ptr<Storage> storage, const Dims& shape, const Dims& strides, int64_t offset,
-                       DType dtype) {
+Tensor Tensor::view_of(std::shared_ptr<Storage> storage, const Dims& shape, const Dims& strides,
+                       int64_t offset, DType dtype) {
   NSA_CHECK(shape.size() == strides.size(), "[view] shape ", shape.str(), " and strides ", strides.str(),
             " differ in rank");
   auto impl = std::make_shared<TensorImpl>();
@@ -27,8 +27,12 @@ Tensor Tensor::view_of(std::shared_ptr<Storage> storage, const Dims& shape, cons
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  return shape()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -64,7 +68,9 @@ Tensor Tensor::grad() const {
   return Tensor(impl_->autograd->grad);
 }
 
-void Tensor::set_grad(const Tensor& g) { autograd_meta().grad = g.impl_ptr(); }
+void Tensor::set_grad(const Tensor& g) {
+  autograd_meta().grad = g.impl_ptr();
+}
 
 const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
   static const std::shared_ptr<autograd::Node> none;

@@ -27,8 +27,8 @@ class Node;
 // Autograd state of a tensor. Shared by copies of the handle (not by views, which get their own).
 struct AutogradMeta {
   bool requires_grad = false;
-  std::shared_ptr<autograd::Node> grad_fn;  // the node that produced this tensor (null for leaves)
-  int output_nr = 0;                        // which output of grad_fn this tensor is
+  std::shared_ptr<autograd::Node> grad_fn;    // the node that produced this tensor (null for leaves)
+  int output_nr = 0;                          // which output of grad_fn this tensor is
   std::weak_ptr<autograd::Node> accumulator;  // leaves: the node that accumulates into `grad`
   std::shared_ptr<struct TensorImpl> grad;    // leaves: the accumulated gradient (a TensorImpl, see below)
 };
@@ -51,8 +51,8 @@ class Tensor {
   // A fresh contiguous tensor with uninitialised contents (ops/factory.h has zeros, ones, randn...).
   static Tensor empty(const Dims& shape, DType dtype, Device device = Device::cpu());
   // A view of `storage` (no copy, no autograd).
-  static Tensor view_of(std::shared_ptr<Storage> storage, const Dims& shape, const Dims& strides, int64_t offset,
-                        DType dtype);
+  static Tensor view_of(std::shared_ptr<Storage> storage, const Dims& shape, const Dims& strides,
+                        int64_t offset, DType dtype);
 
   bool defined() const { return impl_ != nullptr; }
   const Dims& shape() const { return impl().shape; }

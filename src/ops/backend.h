@@ -36,7 +36,8 @@ class Backend {
   virtual void fill(const Tensor& dst, double value) = 0;
   // Contiguous dst; element i takes philox element offset + i (core/philox.h). uniform: [a, b);
   // normal: mean a, std b.
-  virtual void random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a, double b) = 0;
+  virtual void random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a,
+                      double b) = 0;
 
   // Elementwise over the shape of `out`; inputs have out's shape (broadcast already expressed as strides).
   virtual void unary(UnaryOp op, const Tensor& out, const Tensor& a, double alpha) = 0;
@@ -52,7 +53,8 @@ class Backend {
 
   // Row-wise over the last dim of contiguous [rows, cols] tensors.
   virtual void softmax(const Tensor& out, const Tensor& in, bool log) = 0;
-  virtual void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) = 0;
+  virtual void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
+                                bool log) = 0;
 
   // logits contiguous [rows, vocab]; targets [rows] (i32/i64). Writes lse [rows] (f32, or f64 for f64
   // logits), count (0-d, same dtype: the number of rows whose target != ignore_index) and loss (0-d, same
@@ -60,28 +62,29 @@ class Backend {
   virtual void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count, const Tensor& logits,
                              const Tensor& targets, int64_t ignore_index) = 0;
   // grad_logits = grad_loss / count · (softmax(logits) - onehot(target)), zero rows where ignored.
-  virtual void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
-                                      const Tensor& targets, const Tensor& lse, const Tensor& count,
-                                      int64_t ignore_index) = 0;
+  virtual void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss,
+                                      const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                      const Tensor& count, int64_t ignore_index) = 0;
 
   // x contiguous [rows, dim]; weight [dim]; y = x · rstd · weight with rstd = 1/sqrt(mean(x^2) + eps),
   // saved as f32 (f64 for f64) [rows].
-  virtual void rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) = 0;
+  virtual void rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight,
+                        double eps) = 0;
   // grad_weight may be undefined (weight needs no grad).
   virtual void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y,
                                  const Tensor& x, const Tensor& weight, const Tensor& rstd) = 0;
 
   // x contiguous [tokens, heads, head_dim]; positions [tokens] (i32/i64). Rotates pairs (i, i + rot_dim/2)
   // of the first rot_dim dims by positions·theta^(-2i/rot_dim) (by minus that angle when inverse).
-  virtual void rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta, int64_t rot_dim,
-                    bool inverse) = 0;
+  virtual void rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta,
+                    int64_t rot_dim, bool inverse) = 0;
 
   // in contiguous [rows, n]; the k largest of each row, in descending order (ties: lower index first).
   virtual void topk(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t k) = 0;
 
   // src contiguous [outer, n, inner], index [m] (i32/i64): out [outer, m, inner] = src[:, index, :].
-  virtual void index_select(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
-                            int64_t inner) = 0;
+  virtual void index_select(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer,
+                            int64_t n, int64_t inner) = 0;
   // dst contiguous [outer, n, inner] += src [outer, m, inner] scattered to rows index [m].
   virtual void index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
                          int64_t inner) = 0;
@@ -89,8 +92,8 @@ class Backend {
   virtual void gather(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
                       int64_t inner) = 0;
   // dst[o, index[o, j, i], i] += src[o, j, i].
-  virtual void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                           int64_t inner) = 0;
+  virtual void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer,
+                           int64_t n, int64_t inner) = 0;
 
   virtual void gemm(const GemmArgs& args) = 0;
 

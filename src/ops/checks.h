@@ -11,7 +11,8 @@ inline void check_defined(const char* op, const Tensor& t, const char* what = "i
 
 inline void check_floating(const char* op, const Tensor& t, const char* what = "input") {
   check_defined(op, t, what);
-  NSA_CHECK(is_floating(t.dtype()), "[", op, "] expected a floating ", what, " (f64, f32, bf16), got ", t.desc());
+  NSA_CHECK(is_floating(t.dtype()), "[", op, "] expected a floating ", what, " (f64, f32, bf16), got ",
+            t.desc());
 }
 
 inline void check_index(const char* op, const Tensor& t, const char* what = "index") {
@@ -20,7 +21,8 @@ inline void check_index(const char* op, const Tensor& t, const char* what = "ind
 }
 
 inline void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
-  NSA_CHECK(a.device() == b.device(), "[", op, "] tensors on different devices: ", a.desc(), " and ", b.desc());
+  NSA_CHECK(a.device() == b.device(), "[", op, "] tensors on different devices: ", a.desc(), " and ",
+            b.desc());
 }
 
 inline void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {

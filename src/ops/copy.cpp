@@ -84,21 +84,27 @@ Tensor to(const Tensor& t, Device device, DType dtype) {
   const Device src_device = t.device();
   const DType src_dtype = t.dtype();
   if (is_floating(dtype)) {
-    autograd::record("to", {t}, out, [src_device, src_dtype](std::span<const Tensor> g) -> std::vector<Tensor> {
-      return {to(g[0], src_device, src_dtype)};
-    });
+    autograd::record("to", {t}, out,
+                     [src_device, src_dtype](std::span<const Tensor> g) -> std::vector<Tensor> {
+                       return {to(g[0], src_device, src_dtype)};
+                     });
   }
   return out;
 }
 
-Tensor to(const Tensor& t, DType dtype) { return to(t, t.device(), dtype); }
-Tensor to(const Tensor& t, Device device) { return to(t, device, t.dtype()); }
+Tensor to(const Tensor& t, DType dtype) {
+  return to(t, t.device(), dtype);
+}
+Tensor to(const Tensor& t, Device device) {
+  return to(t, device, t.dtype());
+}
 
 Tensor clone(const Tensor& t) {
   detail::check_defined("clone", t);
   Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
   backend_for(t.device()).copy(out, t);
-  autograd::record("clone", {t}, out, [](std::span<const Tensor> g) -> std::vector<Tensor> { return {g[0]}; });
+  autograd::record("clone", {t}, out,
+                   [](std::span<const Tensor> g) -> std::vector<Tensor> { return {g[0]}; });
   return out;
 }
 

@@ -11,10 +11,10 @@ namespace nsa {
 void copy_(const Tensor& dst, const Tensor& src);
 void fill_(const Tensor& dst, double value);
 
-Tensor clone(const Tensor& t);                // a contiguous copy (differentiable)
-Tensor contiguous(const Tensor& t);           // t itself when already contiguous
-Tensor to(const Tensor& t, DType dtype);      // cast (t itself when already that dtype)
-Tensor to(const Tensor& t, Device device);    // move (t itself when already there)
+Tensor clone(const Tensor& t);              // a contiguous copy (differentiable)
+Tensor contiguous(const Tensor& t);         // t itself when already contiguous
+Tensor to(const Tensor& t, DType dtype);    // cast (t itself when already that dtype)
+Tensor to(const Tensor& t, Device device);  // move (t itself when already there)
 Tensor to(const Tensor& t, Device device, DType dtype);
 
 }  // namespace nsa

@@ -189,8 +189,8 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
-  NSA_CHECK(gate.defined() && up.defined() && gate.shape() == up.shape(), "[swiglu] gate and up must have one shape, got ",
-            gate.desc(), " and ", up.desc());
+  NSA_CHECK(gate.defined() && up.defined() && gate.shape() == up.shape(),
+            "[swiglu] gate and up must have one shape, got ", gate.desc(), " and ", up.desc());
   Tensor out = run_binary(BinaryOp::swiglu, "swiglu", gate, up);
   autograd::record("swiglu", {gate, up}, out, [a = gate.alias(), b = up.alias()](GradSpan g) -> Grads {
     Tensor ga = Tensor::empty(a.shape(), a.dtype(), a.device());

@@ -8,7 +8,9 @@
 
 namespace nsa {
 
-Tensor empty(const Dims& shape, DType dtype, Device device) { return Tensor::empty(shape, dtype, device); }
+Tensor empty(const Dims& shape, DType dtype, Device device) {
+  return Tensor::empty(shape, dtype, device);
+}
 
 Tensor full(const Dims& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
@@ -16,11 +18,21 @@ Tensor full(const Dims& shape, double value, DType dtype, Device device) {
   return t;
 }
 
-Tensor zeros(const Dims& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
-Tensor ones(const Dims& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
-Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
+Tensor zeros(const Dims& shape, DType dtype, Device device) {
+  return full(shape, 0.0, dtype, device);
+}
+Tensor ones(const Dims& shape, DType dtype, Device device) {
+  return full(shape, 1.0, dtype, device);
+}
+Tensor empty_like(const Tensor& t) {
+  return empty(t.shape(), t.dtype(), t.device());
+}
+Tensor zeros_like(const Tensor& t) {
+  return zeros(t.shape(), t.dtype(), t.device());
+}
+Tensor ones_like(const Tensor& t) {
+  return ones(t.shape(), t.dtype(), t.device());
+}
 
 Tensor arange(int64_t n, DType dtype, Device device) {
   NSA_CHECK(n >= 0, "[arange] expected n >= 0, got ", n);
@@ -83,8 +95,8 @@ double item(const Tensor& t) {
   return to_vector<double>(t)[0];
 }
 
-#define NSA_INSTANTIATE(T)                                                                          \
-  template Tensor from_vector<T>(std::span<const T>, const Dims&, DType, Device);                  \
+#define NSA_INSTANTIATE(T)                                                        \
+  template Tensor from_vector<T>(std::span<const T>, const Dims&, DType, Device); \
   template std::vector<T> to_vector<T>(const Tensor&);
 NSA_INSTANTIATE(double)
 NSA_INSTANTIATE(float)

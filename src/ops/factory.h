@@ -21,8 +21,10 @@ Tensor ones_like(const Tensor& t);
 Tensor arange(int64_t n, DType dtype = DType::i64, Device device = Device::cpu());
 
 // Uniform in [low, high) / normal(mean, std), drawn from `gen` (default_generator() when null).
-Tensor rand(const Dims& shape, DType dtype = DType::f32, Device device = Device::cpu(), Generator* gen = nullptr);
-Tensor randn(const Dims& shape, DType dtype = DType::f32, Device device = Device::cpu(), Generator* gen = nullptr);
+Tensor rand(const Dims& shape, DType dtype = DType::f32, Device device = Device::cpu(),
+            Generator* gen = nullptr);
+Tensor randn(const Dims& shape, DType dtype = DType::f32, Device device = Device::cpu(),
+             Generator* gen = nullptr);
 void uniform_(const Tensor& t, double low, double high, Generator* gen = nullptr);
 void normal_(const Tensor& t, double mean, double std, Generator* gen = nullptr);
 

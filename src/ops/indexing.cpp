@@ -46,7 +46,8 @@ Tensor index_select(const Tensor& src, int64_t dim, const Tensor& index) {
   if (out.numel() > 0) backend_for(s.device()).index_select(out, s, idx, g3.outer, g3.n, g3.inner);
   autograd::record("index_select", {s}, out, [idx, full = s.shape(), g3](std::span<const Tensor> g) {
     Tensor grad = zeros(full, g[0].dtype(), g[0].device());
-    if (idx.numel() > 0) backend_for(grad.device()).index_add(grad, idx, contiguous(g[0]), g3.outer, g3.n, g3.inner);
+    if (idx.numel() > 0)
+      backend_for(grad.device()).index_add(grad, idx, contiguous(g[0]), g3.outer, g3.n, g3.inner);
     return std::vector<Tensor>{grad};
   });
   return out;
@@ -71,11 +72,13 @@ Tensor index_add(const Tensor& dst, int64_t dim, const Tensor& index, const Tens
   const int d = wrap_dim(dim, dst.dim(), "index_add");
   Dims expect = dst.shape();
   expect[d] = index.numel();
-  NSA_CHECK(src.shape() == expect, "[index_add] expected source of shape ", expect.str(), ", got ", src.desc());
+  NSA_CHECK(src.shape() == expect, "[index_add] expected source of shape ", expect.str(), ", got ",
+            src.desc());
   const Tensor idx = contiguous(index.alias());
   Tensor out = fresh_copy(dst);
   const Split3 g3 = split_at(out, d);
-  if (src.numel() > 0) backend_for(out.device()).index_add(out, idx, contiguous(src.alias()), g3.outer, g3.n, g3.inner);
+  if (src.numel() > 0)
+    backend_for(out.device()).index_add(out, idx, contiguous(src.alias()), g3.outer, g3.n, g3.inner);
   autograd::record("index_add", {dst, src}, out, [idx, d](std::span<const Tensor> g) {
     return std::vector<Tensor>{g[0], index_select(g[0], d, idx)};
   });
@@ -86,7 +89,8 @@ Tensor gather(const Tensor& src, int64_t dim, const Tensor& index) {
   detail::check_defined("gather", src);
   check_index_pair("gather", src, index);
   const int d = wrap_dim(dim, src.dim(), "gather");
-  NSA_CHECK(index.dim() == src.dim(), "[gather] index ", index.desc(), " and source ", src.desc(), " differ in rank");
+  NSA_CHECK(index.dim() == src.dim(), "[gather] index ", index.desc(), " and source ", src.desc(),
+            " differ in rank");
   for (int i = 0; i < src.dim(); ++i)
     NSA_CHECK(i == d || index.shape()[i] == src.shape()[i], "[gather] index ", index.desc(),
               " must match source ", src.desc(), " outside dim ", d);
@@ -97,7 +101,8 @@ Tensor gather(const Tensor& src, int64_t dim, const Tensor& index) {
   if (out.numel() > 0) backend_for(s.device()).gather(out, s, idx, g3.outer, g3.n, g3.inner);
   autograd::record("gather", {s}, out, [idx, full = s.shape(), g3](std::span<const Tensor> g) {
     Tensor grad = zeros(full, g[0].dtype(), g[0].device());
-    if (idx.numel() > 0) backend_for(grad.device()).scatter_add(grad, idx, contiguous(g[0]), g3.outer, g3.n, g3.inner);
+    if (idx.numel() > 0)
+      backend_for(grad.device()).scatter_add(grad, idx, contiguous(g[0]), g3.outer, g3.n, g3.inner);
     return std::vector<Tensor>{grad};
   });
   return out;
@@ -120,7 +125,8 @@ Tensor scatter_add(const Tensor& dst, int64_t dim, const Tensor& index, const Te
   const Tensor idx = contiguous(index.alias());
   Tensor out = fresh_copy(dst);
   const Split3 g3 = split_at(out, d);
-  if (src.numel() > 0) backend_for(out.device()).scatter_add(out, idx, contiguous(src.alias()), g3.outer, g3.n, g3.inner);
+  if (src.numel() > 0)
+    backend_for(out.device()).scatter_add(out, idx, contiguous(src.alias()), g3.outer, g3.n, g3.inner);
   autograd::record("scatter_add", {dst, src}, out, [idx, d](std::span<const Tensor> g) {
     return std::vector<Tensor>{g[0], gather(g[0], d, idx)};
   });

@@ -24,12 +24,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   Tensor lse = Tensor::empty({rows}, loss_dtype, logits.device());
   Tensor count = Tensor::empty({}, loss_dtype, logits.device());
   backend_for(logits.device()).cross_entropy(loss, lse, count, x, t, ignore_index);
-  autograd::record("cross_entropy", {x}, loss,
-                   [xs = x.alias(), t, lse, count, ignore_index](std::span<const Tensor> g) {
-                     Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
-                     backend_for(xs.device()).cross_entropy_backward(gx, g[0], xs, t, lse, count, ignore_index);
-                     return std::vector<Tensor>{gx};
-                   });
+  autograd::record(
+      "cross_entropy", {x}, loss, [xs = x.alias(), t, lse, count, ignore_index](std::span<const Tensor> g) {
+        Tensor gx = Tensor::empty(xs.shape(), xs.dtype(), xs.device());
+        backend_for(xs.device()).cross_entropy_backward(gx, g[0], xs, t, lse, count, ignore_index);
+        return std::vector<Tensor>{gx};
+      });
   return loss;
 }
 

@@ -62,12 +62,13 @@ Tensor gemm_op(const Tensor& A, const Tensor& B) {
     }
   }
   const bool need_a = A.requires_grad(), need_b = B.requires_grad();
-  autograd::record("matmul", {A, B}, out,
-                   [As = need_b ? A.alias() : Tensor(), Bs = need_a ? B.alias() : Tensor()](std::span<const Tensor> g) {
-                     // dA = dC·Bᵀ, dB = Aᵀ·dC (transposes are views: the GEMM reads them as such).
-                     return std::vector<Tensor>{Bs.defined() ? gemm_op(g[0], transpose(Bs, -1, -2)) : Tensor(),
-                                                As.defined() ? gemm_op(transpose(As, -1, -2), g[0]) : Tensor()};
-                   });
+  autograd::record(
+      "matmul", {A, B}, out,
+      [As = need_b ? A.alias() : Tensor(), Bs = need_a ? B.alias() : Tensor()](std::span<const Tensor> g) {
+        // dA = dC·Bᵀ, dB = Aᵀ·dC (transposes are views: the GEMM reads them as such).
+        return std::vector<Tensor>{Bs.defined() ? gemm_op(g[0], transpose(Bs, -1, -2)) : Tensor(),
+                                   As.defined() ? gemm_op(transpose(As, -1, -2), g[0]) : Tensor()};
+      });
   return out;
 }
 
@@ -78,15 +79,19 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   detail::check_floating("matmul", b, "second operand");
   detail::check_same_device("matmul", a, b);
   detail::check_same_dtype("matmul", a, b);
-  NSA_CHECK(a.dim() >= 2 && (b.dim() == 2 || b.dim() == 3), "[matmul] expected a [..., m, k] and b [k, n] or "
-            "[batch, k, n], got ", a.desc(), " and ", b.desc());
+  NSA_CHECK(a.dim() >= 2 && (b.dim() == 2 || b.dim() == 3),
+            "[matmul] expected a [..., m, k] and b [k, n] or "
+            "[batch, k, n], got ",
+            a.desc(), " and ", b.desc());
   const Tensor A = trans_a ? transpose(a, -1, -2) : a;
   const Tensor B = trans_b ? transpose(b, -1, -2) : b;
   NSA_CHECK(A.size(-1) == B.size(-2), "[matmul] inner dims differ: ", A.shape().str(), " x ", B.shape().str(),
             trans_a || trans_b ? " (after transposes)" : "");
   if (B.dim() == 3) {
-    NSA_CHECK(A.dim() == 3 && A.size(0) == B.size(0), "[matmul] batched product needs a [batch, m, k] with the "
-              "same batch, got ", A.shape().str(), " x ", B.shape().str());
+    NSA_CHECK(A.dim() == 3 && A.size(0) == B.size(0),
+              "[matmul] batched product needs a [batch, m, k] with the "
+              "same batch, got ",
+              A.shape().str(), " x ", B.shape().str());
     return gemm_op(A, B);
   }
   if (A.dim() == 2) return gemm_op(A, B);

@@ -62,7 +62,8 @@ Plan plan_reduction(const char* op, const Tensor& t, const std::vector<int64_t>&
   return p;
 }
 
-Tensor sum_impl(const char* op, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim, bool average) {
+Tensor sum_impl(const char* op, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim,
+                bool average) {
   detail::check_floating(op, t);
   Plan p = plan_reduction(op, t, dims);
   const double scale = average ? 1.0 / static_cast<double>(std::max<int64_t>(p.n, 1)) : 1.0;
@@ -85,11 +86,15 @@ Tensor sum_impl(const char* op, const Tensor& t, const std::vector<int64_t>& dim
 Tensor sum(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl("sum", t, dims, keepdim, false);
 }
-Tensor sum(const Tensor& t) { return sum_impl("sum", t, {}, false, false); }
+Tensor sum(const Tensor& t) {
+  return sum_impl("sum", t, {}, false, false);
+}
 Tensor mean(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl("mean", t, dims, keepdim, true);
 }
-Tensor mean(const Tensor& t) { return sum_impl("mean", t, {}, false, true); }
+Tensor mean(const Tensor& t) {
+  return sum_impl("mean", t, {}, false, true);
+}
 
 std::pair<Tensor, Tensor> max(const Tensor& t, int64_t dim, bool keepdim) {
   detail::check_floating("max", t);

@@ -28,8 +28,8 @@ Tensor rope(const Tensor& x, const Tensor& positions, double theta, int64_t rot_
             "], got ", rot_dim);
   NSA_CHECK(theta > 0, "[rope] expected theta > 0, got ", theta);
   const int64_t tokens = heads > 0 && hd > 0 ? x.numel() / (heads * hd) : 0;
-  NSA_CHECK(positions.numel() == tokens, "[rope] ", tokens, " tokens in ", x.desc(), " but ", positions.numel(),
-            " positions");
+  NSA_CHECK(positions.numel() == tokens, "[rope] ", tokens, " tokens in ", x.desc(), " but ",
+            positions.numel(), " positions");
   const Tensor x3 = reshape(x, {tokens, heads, hd});
   const Tensor pos = contiguous(positions.alias());
   Tensor out = rope_raw(x3, pos, theta, rot_dim, false);

@@ -63,11 +63,12 @@ Tensor reshape(const Tensor& t, const Dims& shape_in) {
     }
   }
   if (infer >= 0) {
-    NSA_CHECK(known > 0 && t.numel() % known == 0, "[reshape] cannot reshape ", t.desc(), " to ", shape_in.str());
+    NSA_CHECK(known > 0 && t.numel() % known == 0, "[reshape] cannot reshape ", t.desc(), " to ",
+              shape_in.str());
     shape[infer] = t.numel() / known;
   }
-  NSA_CHECK(shape.numel() == t.numel(), "[reshape] cannot reshape ", t.desc(), " (", t.numel(), " elements) to ",
-            shape.str());
+  NSA_CHECK(shape.numel() == t.numel(), "[reshape] cannot reshape ", t.desc(), " (", t.numel(),
+            " elements) to ", shape.str());
   if (shape == t.shape()) return t;
   const Tensor base = contiguous(t);  // a copy (recorded) only when the strides forbid a view
   Tensor out = raw_view(base, shape, contiguous_strides(shape), base.offset());
@@ -149,9 +150,8 @@ Tensor expand(const Tensor& t, const Dims& shape) {
   Tensor out = detail::raw_expand(t, shape);
   if (out.is_same(t)) return t;
   const Dims from = t.shape();
-  autograd::record("expand", {t}, out, [from](std::span<const Tensor> g) -> std::vector<Tensor> {
-    return {sum_to(g[0], from)};
-  });
+  autograd::record("expand", {t}, out,
+                   [from](std::span<const Tensor> g) -> std::vector<Tensor> { return {sum_to(g[0], from)}; });
   return out;
 }
 
@@ -185,14 +185,17 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
   return out;
 }
 
-Tensor detach(const Tensor& t) { return t.alias(); }
+Tensor detach(const Tensor& t) {
+  return t.alias();
+}
 
 std::vector<Tensor> split(const Tensor& t, const std::vector<int64_t>& sizes, int64_t dim) {
   detail::check_defined("split", t);
   const int d = wrap_dim(dim, t.dim(), "split");
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
-  NSA_CHECK(total == t.shape()[d], "[split] sizes add up to ", total, " but dim ", d, " has size ", t.shape()[d]);
+  NSA_CHECK(total == t.shape()[d], "[split] sizes add up to ", total, " but dim ", d, " has size ",
+            t.shape()[d]);
   std::vector<Tensor> parts;
   int64_t start = 0;
   for (int64_t s : sizes) {
@@ -227,9 +230,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     sizes.push_back(t.shape()[d]);
     start += t.shape()[d];
   }
-  autograd::record("cat", tensors, std::span<Tensor>(&out, 1), [sizes, d](std::span<const Tensor> g) {
-    return split(g[0], sizes, d);
-  });
+  autograd::record("cat", tensors, std::span<Tensor>(&out, 1),
+                   [sizes, d](std::span<const Tensor> g) { return split(g[0], sizes, d); });
   return out;
 }
 

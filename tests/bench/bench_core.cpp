@@ -20,13 +20,13 @@ using namespace nsa;
 
 namespace {
 
-#define CHECK_CUDA(x)                                                                          \
-  do {                                                                                         \
-    cudaError_t e_ = (x);                                                                      \
-    if (e_ != cudaSuccess) {                                                                   \
-      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_));                     \
-      std::exit(1);                                                                            \
-    }                                                                                          \
+#define CHECK_CUDA(x)                                                      \
+  do {                                                                     \
+    cudaError_t e_ = (x);                                                  \
+    if (e_ != cudaSuccess) {                                               \
+      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                        \
+    }                                                                      \
   } while (0)
 
 // Median milliseconds of `fn` over `reps` timed runs (each `inner` calls) on the current stream.
@@ -65,10 +65,10 @@ void bench_matmul(cublasHandle_t handle, int64_t n) {
   const float alpha = 1.0f, beta = 0.0f;
   // Raw cuBLAS: row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ.
   auto raw = [&] {
-    if (cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n), static_cast<int>(n),
-                     &alpha, b.data_ptr(), CUDA_R_16BF, static_cast<int>(n), a.data_ptr(), CUDA_R_16BF,
-                     static_cast<int>(n), &beta, c.data_ptr(), CUDA_R_16BF, static_cast<int>(n), CUBLAS_COMPUTE_32F,
-                     CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
+    if (cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(n),
+                     static_cast<int>(n), &alpha, b.data_ptr(), CUDA_R_16BF, static_cast<int>(n),
+                     a.data_ptr(), CUDA_R_16BF, static_cast<int>(n), &beta, c.data_ptr(), CUDA_R_16BF,
+                     static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT) != CUBLAS_STATUS_SUCCESS) {
       std::fprintf(stderr, "cublasGemmEx failed\n");
       std::exit(1);
     }
@@ -88,11 +88,12 @@ void bench_matmul(cublasHandle_t handle, int64_t n) {
   std::snprintf(buf[0], 64, "%.3f ms (%.0f TFLOP/s)", t_ours, flops / t_ours / 1e9);
   std::snprintf(buf[1], 64, "%.3f ms (%.0f TFLOP/s)", t_raw, flops / t_raw / 1e9);
   std::snprintf(buf[2], 64, "%.1f%%", 100.0 * t_raw / t_ours);
-  rows.push_back({"matmul bf16 " + std::to_string(n) + "³", buf[0], "cublasGemmEx " + std::string(buf[1]), buf[2],
-                  "target ≥ 90%"});
+  rows.push_back({"matmul bf16 " + std::to_string(n) + "³", buf[0], "cublasGemmEx " + std::string(buf[1]),
+                  buf[2], "target ≥ 90%"});
 }
 
-void bench_bandwidth(double copy_gbs, const std::string& what, double bytes, const std::function<void()>& fn) {
+void bench_bandwidth(double copy_gbs, const std::string& what, double bytes,
+                     const std::function<void()>& fn) {
   const double t = time_ms(fn);
   const double gbs = bytes / t / 1e6;
   char ours[64], ratio[32];
@@ -159,8 +160,8 @@ int main() {
 
   std::printf("\n| op | nsa-train | reference | ratio | target |\n|---|---|---|---|---|\n");
   for (const Row& r : rows)
-    std::printf("| %s | %s | %s | %s | %s |\n", r.what.c_str(), r.ours.c_str(), r.reference.c_str(), r.ratio.c_str(),
-                r.note.c_str());
+    std::printf("| %s | %s | %s | %s | %s |\n", r.what.c_str(), r.ours.c_str(), r.reference.c_str(),
+                r.ratio.c_str(), r.note.c_str());
   const MemoryStats s = memory_stats(gpu);
   std::printf("\nallocator: %lld allocations, %lld cudaMalloc calls, peak %.2f GiB\n",
               static_cast<long long>(s.num_allocs), static_cast<long long>(s.num_system_allocs),

@@ -18,9 +18,9 @@ struct TinyNet {
     }
   }
   Tensor loss(const Tensor& ids, const Tensor& targets, const Tensor& pos) const {
-    Tensor x = embedding(params[0], ids);                            // [B, T, 32]
+    Tensor x = embedding(params[0], ids);  // [B, T, 32]
     x = rms_norm(x, params[1]);
-    Tensor q = rope(reshape(x, {2, 8, 4, 8}), pos);                   // 4 heads of 8
+    Tensor q = rope(reshape(x, {2, 8, 4, 8}), pos);  // 4 heads of 8
     Tensor att = softmax(matmul(reshape(q, {2, 8, 32}), reshape(x, {2, 8, 32}), false, true), -1);
     x = add(x, matmul(att, x));
     Tensor h = swiglu(linear(x, params[2]), linear(x, params[3]));
@@ -50,13 +50,15 @@ void check_memory_returns_to_baseline(Device d, DType dt) {
   const int64_t with_grads = memory_stats(d).allocated_bytes;
   EXPECT_GT(with_grads, baseline);
   EXPECT_GT(memory_stats(d).peak_allocated_bytes, with_grads);  // activations existed during the step
-  run_step(net, d);  // accumulates into the same .grad buffers
+  run_step(net, d);                                             // accumulates into the same .grad buffers
   EXPECT_EQ(memory_stats(d).allocated_bytes, with_grads);
   for (Tensor p : net.params) p.set_grad(Tensor());
   EXPECT_EQ(memory_stats(d).allocated_bytes, baseline) << "activations or saved tensors leaked";
 }
 
-TEST(Memory, CpuStepReturnsToBaseline) { check_memory_returns_to_baseline(Device::cpu(), DType::f64); }
+TEST(Memory, CpuStepReturnsToBaseline) {
+  check_memory_returns_to_baseline(Device::cpu(), DType::f64);
+}
 
 TEST(Memory, CudaStepReturnsToBaseline) {
   NSA_REQUIRE_GPU();

@@ -1,7 +1,6 @@
-#include "core/dims.h"
-
 #include <gtest/gtest.h>
 
+#include "core/dims.h"
 #include "core/error.h"
 
 namespace nsa {

@@ -15,14 +15,14 @@ TEST(Philox, KnownAnswerVectors) {
   EXPECT_EQ(z.w[1], 0xe169c58du);
   EXPECT_EQ(z.w[2], 0xbc57ac4cu);
   EXPECT_EQ(z.w[3], 0x9b00dbd8u);
-  philox::Words f = philox::philox4x32_10({{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}}, 0xffffffffu,
-                                          0xffffffffu);
+  philox::Words f =
+      philox::philox4x32_10({{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}}, 0xffffffffu, 0xffffffffu);
   EXPECT_EQ(f.w[0], 0x408f276du);
   EXPECT_EQ(f.w[1], 0x41c83b0eu);
   EXPECT_EQ(f.w[2], 0xa20bc7c6u);
   EXPECT_EQ(f.w[3], 0x6d5451fdu);
-  philox::Words p = philox::philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}}, 0xa4093822u,
-                                          0x299f31d0u);
+  philox::Words p =
+      philox::philox4x32_10({{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}}, 0xa4093822u, 0x299f31d0u);
   EXPECT_EQ(p.w[0], 0xd16cfe09u);
   EXPECT_EQ(p.w[1], 0x94fdccebu);
   EXPECT_EQ(p.w[2], 0x5001e420u);
@@ -30,7 +30,8 @@ TEST(Philox, KnownAnswerVectors) {
 }
 
 TEST(Philox, TranscendentalsAreAccurate) {
-  for (float x : {1.0f, 0.5f, 0.1f, 1e-7f, 0.999999f, 0x1p-24f}) EXPECT_NEAR(philox::log_unit(x), std::log(x), 2e-6f * (1 + std::abs(std::log(x))));
+  for (float x : {1.0f, 0.5f, 0.1f, 1e-7f, 0.999999f, 0x1p-24f})
+    EXPECT_NEAR(philox::log_unit(x), std::log(x), 2e-6f * (1 + std::abs(std::log(x))));
   for (int i = 0; i < 1000; ++i) {
     const float v = static_cast<float>(i) / 1000.0f;
     float s, c;
@@ -83,10 +84,12 @@ TEST(Random, CudaMatchesCpuBitForBit) {
     for (int64_t n : {1, 3, 1023, 100003}) {
       Tensor cpu_u = rand({n}, dt, Device::cpu(), &a);
       Tensor gpu_u = rand({n}, dt, Device::cuda(), &b);
-      EXPECT_TRUE(test::equal_values(to(gpu_u, Device::cpu()), cpu_u)) << "uniform " << dtype_name(dt) << " n=" << n;
+      EXPECT_TRUE(test::equal_values(to(gpu_u, Device::cpu()), cpu_u))
+          << "uniform " << dtype_name(dt) << " n=" << n;
       Tensor cpu_n = randn({n}, dt, Device::cpu(), &a);
       Tensor gpu_n = randn({n}, dt, Device::cuda(), &b);
-      EXPECT_TRUE(test::equal_values(to(gpu_n, Device::cpu()), cpu_n)) << "normal " << dtype_name(dt) << " n=" << n;
+      EXPECT_TRUE(test::equal_values(to(gpu_n, Device::cpu()), cpu_n))
+          << "normal " << dtype_name(dt) << " n=" << n;
     }
     Tensor cpu_s = empty({777}, dt), gpu_s = empty({777}, dt, Device::cuda());
     normal_(cpu_s, 0.5, 0.02, &a);

@@ -75,7 +75,8 @@ TEST(Tensor, ContiguousOfViewsMatchesElementOrder) {
   // c[i, j, k] = t[j, k, i + 1]
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j)
-      for (int k = 0; k < 4; ++k) EXPECT_EQ(values[(i * 3 + j) * 4 + k], static_cast<float>(j * 20 + k * 5 + i + 1));
+      for (int k = 0; k < 4; ++k)
+        EXPECT_EQ(values[(i * 3 + j) * 4 + k], static_cast<float>(j * 20 + k * 5 + i + 1));
 }
 
 TEST(Tensor, Bf16RoundsToNearestEven) {
@@ -95,7 +96,8 @@ TEST(Tensor, Bf16RoundsToNearestEven) {
 
 TEST(Tensor, DtypeConversionsRoundTrip) {
   Tensor i = from_vector<int64_t>({-3, 0, 7, 1 << 20}, {4});
-  for (DType d : {DType::f64, DType::f32, DType::i32, DType::i64}) EXPECT_TRUE(test::equal_values(to(i, d), i));
+  for (DType d : {DType::f64, DType::f32, DType::i32, DType::i64})
+    EXPECT_TRUE(test::equal_values(to(i, d), i));
   EXPECT_EQ(to_vector<int32_t>(from_vector<float>({2.9f, -2.9f}, {2})), (std::vector<int32_t>{2, -2}));
 }
 

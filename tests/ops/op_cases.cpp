@@ -8,10 +8,18 @@ namespace {
 using K = InputSpec::Kind;
 using V = std::vector<Tensor>;
 
-InputSpec normal(Dims shape, bool grad = true) { return {shape, K::normal, 0, grad}; }
-InputSpec positive(Dims shape) { return {shape, K::positive, 0, true}; }
-InputSpec index(Dims shape, int64_t high) { return {shape, K::index, high, false}; }
-InputSpec targets(Dims shape, int64_t high) { return {shape, K::targets, high, false}; }
+InputSpec normal(Dims shape, bool grad = true) {
+  return {shape, K::normal, 0, grad};
+}
+InputSpec positive(Dims shape) {
+  return {shape, K::positive, 0, true};
+}
+InputSpec index(Dims shape, int64_t high) {
+  return {shape, K::index, high, false};
+}
+InputSpec targets(Dims shape, int64_t high) {
+  return {shape, K::targets, high, false};
+}
 
 void add_case(std::vector<OpCase>& out, std::string name, std::vector<InputSpec> inputs, OpFn fn,
               double bf16_tol = 1e-2, bool gradcheck = true) {
@@ -21,8 +29,8 @@ void add_case(std::vector<OpCase>& out, std::string name, std::vector<InputSpec>
 std::vector<OpCase> build() {
   std::vector<OpCase> c;
   // ---- elementwise, with broadcasting ----
-  const std::vector<std::pair<Dims, Dims>> bshapes = {{{3, 5}, {5}}, {{2, 1, 7}, {1, 4, 7}}, {{31}, {31}},
-                                                      {{113, 3}, {113, 1}}, {{1}, {33}}};
+  const std::vector<std::pair<Dims, Dims>> bshapes = {
+      {{3, 5}, {5}}, {{2, 1, 7}, {1, 4, 7}}, {{31}, {31}}, {{113, 3}, {113, 1}}, {{1}, {33}}};
   for (size_t i = 0; i < bshapes.size(); ++i) {
     const auto& [a, b] = bshapes[i];
     const std::string s = std::to_string(i);
@@ -62,8 +70,10 @@ std::vector<OpCase> build() {
   add_case(c, "sum_first_keepdim", {normal({113, 7})}, [](const V& x) { return V{sum(x[0], {0}, true)}; });
   add_case(c, "sum_middle", {normal({3, 9, 5})}, [](const V& x) { return V{sum(x[0], {1})}; });
   add_case(c, "sum_outer_pair", {normal({3, 4, 5})}, [](const V& x) { return V{sum(x[0], {0, 2})}; });
-  add_case(c, "sum_long_row", {normal({2, 5000})}, [](const V& x) { return V{sum(x[0], {1})}; }, 1e-2, false);
-  add_case(c, "sum_long_col", {normal({3000, 37})}, [](const V& x) { return V{sum(x[0], {0})}; }, 1e-2, false);
+  add_case(
+      c, "sum_long_row", {normal({2, 5000})}, [](const V& x) { return V{sum(x[0], {1})}; }, 1e-2, false);
+  add_case(
+      c, "sum_long_col", {normal({3000, 37})}, [](const V& x) { return V{sum(x[0], {0})}; }, 1e-2, false);
   add_case(c, "mean_last", {normal({4, 31})}, [](const V& x) { return V{mean(x[0], {-1})}; });
   add_case(c, "mean_all", {normal({3, 5, 7})}, [](const V& x) { return V{mean(x[0])}; });
   add_case(c, "max_last", {normal({6, 33})}, [](const V& x) {
@@ -78,30 +88,36 @@ std::vector<OpCase> build() {
   // ---- softmax family and the loss ----
   add_case(c, "softmax_last", {normal({4, 33})}, [](const V& x) { return V{softmax(x[0], -1)}; });
   add_case(c, "softmax_dim0", {normal({7, 3, 5})}, [](const V& x) { return V{softmax(x[0], 0)}; });
-  add_case(c, "softmax_wide", {normal({3, 1000})}, [](const V& x) { return V{softmax(x[0], -1)}; }, 1e-2, false);
+  add_case(
+      c, "softmax_wide", {normal({3, 1000})}, [](const V& x) { return V{softmax(x[0], -1)}; }, 1e-2, false);
   add_case(c, "log_softmax_last", {normal({5, 31})}, [](const V& x) { return V{log_softmax(x[0], -1)}; });
   add_case(c, "log_softmax_dim1", {normal({2, 9, 4})}, [](const V& x) { return V{log_softmax(x[0], 1)}; });
   add_case(c, "cross_entropy_small", {normal({7, 11}), targets({7}, 11)},
            [](const V& x) { return V{cross_entropy(x[0], x[1])}; });
   add_case(c, "cross_entropy_3d", {normal({2, 5, 33}), targets({2, 5}, 33)},
            [](const V& x) { return V{cross_entropy(x[0], x[1])}; });
-  add_case(c, "cross_entropy_vocab", {normal({9, 5003}), targets({9}, 5003)},
-           [](const V& x) { return V{cross_entropy(x[0], x[1])}; }, 1e-2, false);
+  add_case(
+      c, "cross_entropy_vocab", {normal({9, 5003}), targets({9}, 5003)},
+      [](const V& x) { return V{cross_entropy(x[0], x[1])}; }, 1e-2, false);
 
   // ---- normalisation and position embedding ----
-  add_case(c, "rms_norm_small", {normal({3, 8}), normal({8})}, [](const V& x) { return V{rms_norm(x[0], x[1], 1e-5)}; });
+  add_case(c, "rms_norm_small", {normal({3, 8}), normal({8})},
+           [](const V& x) { return V{rms_norm(x[0], x[1], 1e-5)}; });
   add_case(c, "rms_norm_odd", {normal({2, 3, 33}), normal({33})},
            [](const V& x) { return V{rms_norm(x[0], x[1], 1e-6)}; });
-  add_case(c, "rms_norm_wide", {normal({5, 1031}), normal({1031})},
-           [](const V& x) { return V{rms_norm(x[0], x[1], 1e-6)}; }, 1e-2, false);
-  add_case(c, "rms_norm_tall", {normal({2100, 64}), normal({64})},
-           [](const V& x) { return V{rms_norm(x[0], x[1], 1e-6)}; }, 1e-2, false);
+  add_case(
+      c, "rms_norm_wide", {normal({5, 1031}), normal({1031})},
+      [](const V& x) { return V{rms_norm(x[0], x[1], 1e-6)}; }, 1e-2, false);
+  add_case(
+      c, "rms_norm_tall", {normal({2100, 64}), normal({64})},
+      [](const V& x) { return V{rms_norm(x[0], x[1], 1e-6)}; }, 1e-2, false);
   add_case(c, "rope_full", {normal({2, 3, 2, 8}), index({6}, 4096)},
            [](const V& x) { return V{rope(x[0], x[1], 10000.0)}; });
   add_case(c, "rope_partial", {normal({5, 3, 12}), index({5}, 100000)},
            [](const V& x) { return V{rope(x[0], x[1], 500000.0, 8)}; });
-  add_case(c, "rope_long", {normal({113, 4, 64}), index({113}, 70000)},
-           [](const V& x) { return V{rope(x[0], x[1], 10000.0)}; }, 1e-2, false);
+  add_case(
+      c, "rope_long", {normal({113, 4, 64}), index({113}, 70000)},
+      [](const V& x) { return V{rope(x[0], x[1], 10000.0)}; }, 1e-2, false);
 
   // ---- top-k, indexing ----
   add_case(c, "topk_small", {normal({4, 9})}, [](const V& x) {
@@ -112,26 +128,34 @@ std::vector<OpCase> build() {
     auto [v, i] = topk(x[0], 16);
     return V{v, i};
   });
-  add_case(c, "topk_long", {normal({5, 4099})}, [](const V& x) {
-    auto [v, i] = topk(x[0], 16);
-    return V{v, i};
-  }, 1e-2, false);
-  add_case(c, "embedding", {normal({11, 6}), index({3, 5}, 11)}, [](const V& x) { return V{embedding(x[0], x[1])}; });
-  add_case(c, "embedding_wide", {normal({257, 129}), index({1000}, 257)},
-           [](const V& x) { return V{embedding(x[0], x[1])}; }, 1e-2, false);
+  add_case(
+      c, "topk_long", {normal({5, 4099})},
+      [](const V& x) {
+        auto [v, i] = topk(x[0], 16);
+        return V{v, i};
+      },
+      1e-2, false);
+  add_case(c, "embedding", {normal({11, 6}), index({3, 5}, 11)},
+           [](const V& x) { return V{embedding(x[0], x[1])}; });
+  add_case(
+      c, "embedding_wide", {normal({257, 129}), index({1000}, 257)},
+      [](const V& x) { return V{embedding(x[0], x[1])}; }, 1e-2, false);
   add_case(c, "index_select_mid", {normal({3, 7, 4}), index({9}, 7)},
            [](const V& x) { return V{index_select(x[0], 1, x[1])}; });
   add_case(c, "index_add_rows", {normal({6, 5}), index({9}, 6), normal({9, 5})},
            [](const V& x) { return V{index_add(x[0], 0, x[1], x[2])}; });
-  add_case(c, "gather_last", {normal({4, 9}), index({4, 5}, 9)}, [](const V& x) { return V{gather(x[0], 1, x[1])}; });
+  add_case(c, "gather_last", {normal({4, 9}), index({4, 5}, 9)},
+           [](const V& x) { return V{gather(x[0], 1, x[1])}; });
   add_case(c, "gather_first", {normal({7, 3, 2}), index({4, 3, 2}, 7)},
            [](const V& x) { return V{gather(x[0], 0, x[1])}; });
   add_case(c, "scatter_add_last", {normal({4, 6}), index({4, 9}, 6), normal({4, 9})},
            [](const V& x) { return V{scatter_add(x[0], 1, x[1], x[2])}; });
 
   // ---- matrix products ----
-  add_case(c, "matmul_2d", {normal({5, 7}), normal({7, 3})}, [](const V& x) { return V{matmul(x[0], x[1])}; });
-  add_case(c, "matmul_odd", {normal({31, 33}), normal({33, 1})}, [](const V& x) { return V{matmul(x[0], x[1])}; });
+  add_case(c, "matmul_2d", {normal({5, 7}), normal({7, 3})},
+           [](const V& x) { return V{matmul(x[0], x[1])}; });
+  add_case(c, "matmul_odd", {normal({31, 33}), normal({33, 1})},
+           [](const V& x) { return V{matmul(x[0], x[1])}; });
   add_case(c, "matmul_trans_a", {normal({7, 5}), normal({7, 3})},
            [](const V& x) { return V{matmul(x[0], x[1], true, false)}; });
   add_case(c, "matmul_trans_b", {normal({5, 7}), normal({3, 7})},
@@ -144,19 +168,25 @@ std::vector<OpCase> build() {
            [](const V& x) { return V{matmul(x[0], x[1])}; });
   add_case(c, "matmul_batched_trans", {normal({3, 6, 4}), normal({3, 5, 6})},
            [](const V& x) { return V{matmul(x[0], x[1], true, true)}; });
-  add_case(c, "linear", {normal({2, 5, 16}), normal({9, 16})}, [](const V& x) { return V{linear(x[0], x[1])}; });
-  add_case(c, "matmul_large", {normal({127, 515}), normal({515, 129})},
-           [](const V& x) { return V{matmul(x[0], x[1])}; }, 1e-2, false);
+  add_case(c, "linear", {normal({2, 5, 16}), normal({9, 16})},
+           [](const V& x) { return V{linear(x[0], x[1])}; });
+  add_case(
+      c, "matmul_large", {normal({127, 515}), normal({515, 129})},
+      [](const V& x) { return V{matmul(x[0], x[1])}; }, 1e-2, false);
 
   // ---- views, copies, concatenation ----
-  add_case(c, "reshape_transpose", {normal({4, 6})},
-           [](const V& x) { return V{reshape(transpose(x[0], 0, 1), {3, 8})}; });
-  add_case(c, "permute_contiguous", {normal({2, 3, 4})},
-           [](const V& x) { return V{contiguous(permute(x[0], {2, 0, 1}))}; });
-  add_case(c, "narrow_select", {normal({5, 7})},
-           [](const V& x) { return V{narrow(x[0], 1, 2, 4), select(x[0], 0, -1)}; });
-  add_case(c, "expand_mul", {normal({3, 1}), normal({3, 4})},
-           [](const V& x) { return V{mul(expand(x[0], {3, 4}), x[1])}; });
+  add_case(c, "reshape_transpose", {normal({4, 6})}, [](const V& x) {
+    return V{reshape(transpose(x[0], 0, 1), {3, 8})};
+  });
+  add_case(c, "permute_contiguous", {normal({2, 3, 4})}, [](const V& x) {
+    return V{contiguous(permute(x[0], {2, 0, 1}))};
+  });
+  add_case(c, "narrow_select", {normal({5, 7})}, [](const V& x) {
+    return V{narrow(x[0], 1, 2, 4), select(x[0], 0, -1)};
+  });
+  add_case(c, "expand_mul", {normal({3, 1}), normal({3, 4})}, [](const V& x) {
+    return V{mul(expand(x[0], {3, 4}), x[1])};
+  });
   add_case(c, "cat_split", {normal({2, 3}), normal({2, 5}), normal({2, 1})}, [](const V& x) {
     Tensor joined = cat({x[0], x[1], x[2]}, 1);
     auto parts = split(mul(joined, joined), {4, 5}, 1);
@@ -164,9 +194,9 @@ std::vector<OpCase> build() {
   });
   add_case(c, "squeeze_unsqueeze", {normal({3, 1, 4})},
            [](const V& x) { return V{unsqueeze(squeeze(x[0], 1), 0)}; });
-  add_case(c, "cast_roundtrip", {normal({3, 33})}, [](const V& x) {
-    return V{to(to(x[0], DType::f32), x[0].dtype())};
-  }, 1e-2, false);
+  add_case(
+      c, "cast_roundtrip", {normal({3, 33})},
+      [](const V& x) { return V{to(to(x[0], DType::f32), x[0].dtype())}; }, 1e-2, false);
   return c;
 }
 
@@ -177,15 +207,20 @@ const std::vector<OpCase>& op_cases() {
   return cases;
 }
 
-std::vector<Tensor> make_inputs(const OpCase& c, DType dtype, Device device, bool requires_grad, uint64_t seed) {
+std::vector<Tensor> make_inputs(const OpCase& c, DType dtype, Device device, bool requires_grad,
+                                uint64_t seed) {
   std::vector<Tensor> out;
   for (size_t i = 0; i < c.inputs.size(); ++i) {
     const InputSpec& s = c.inputs[i];
     Generator gen(seed * 1000 + i);
     Tensor t;
     switch (s.kind) {
-      case K::normal: t = randn(s.shape, DType::f32, Device::cpu(), &gen); break;
-      case K::positive: t = rand(s.shape, DType::f32, Device::cpu(), &gen) * 1.5 + 0.5; break;
+      case K::normal:
+        t = randn(s.shape, DType::f32, Device::cpu(), &gen);
+        break;
+      case K::positive:
+        t = rand(s.shape, DType::f32, Device::cpu(), &gen) * 1.5 + 0.5;
+        break;
       case K::index:
       case K::targets: {
         const std::vector<float> u = to_vector<float>(rand(s.shape, DType::f32, Device::cpu(), &gen));

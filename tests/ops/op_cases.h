@@ -15,8 +15,8 @@ struct InputSpec {
   enum class Kind { normal, positive, index, targets };
   Dims shape;
   Kind kind = Kind::normal;
-  int64_t high = 0;   // index / targets: values in [0, high); targets also hold some ignore_index (-100)
-  bool grad = true;   // float inputs: differentiate with respect to it
+  int64_t high = 0;  // index / targets: values in [0, high); targets also hold some ignore_index (-100)
+  bool grad = true;  // float inputs: differentiate with respect to it
 };
 
 using OpFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
@@ -25,7 +25,7 @@ struct OpCase {
   std::string name;  // "<op>_<variant>": unique, a valid gtest name
   std::vector<InputSpec> inputs;
   OpFn fn;
-  bool gradcheck = true;  // false for ops whose outputs are not differentiable or too large for FD
+  bool gradcheck = true;   // false for ops whose outputs are not differentiable or too large for FD
   double bf16_tol = 1e-2;  // relative (norm-wise) tolerance for bf16 CUDA vs the f64 reference
 };
 
@@ -33,6 +33,7 @@ const std::vector<OpCase>& op_cases();
 
 // Inputs of a case on `device` with float inputs in `dtype` (indices stay integral), from a fixed seed.
 // When `requires_grad`, float inputs marked grad are leaves that require grad.
-std::vector<Tensor> make_inputs(const OpCase& c, DType dtype, Device device, bool requires_grad, uint64_t seed);
+std::vector<Tensor> make_inputs(const OpCase& c, DType dtype, Device device, bool requires_grad,
+                                uint64_t seed);
 
 }  // namespace nsa::test

@@ -79,14 +79,16 @@ TEST_P(CudaVsCpu, MatchesReference) {
   for (size_t i = 0; i < ref.outputs.size(); ++i) {
     ASSERT_EQ(dev.outputs[i].device(), gpu);
     if (!is_floating(ref.outputs[i].dtype())) {
-      EXPECT_TRUE(equal_values(dev.outputs[i], ref.outputs[i])) << c.name << ": integer output " << i << " differs";
+      EXPECT_TRUE(equal_values(dev.outputs[i], ref.outputs[i]))
+          << c.name << ": integer output " << i << " differs";
       line += " out" + std::to_string(i) + "=exact";
       continue;
     }
     const double err = rel_error(dev.outputs[i], ref.outputs[i]);
     const auto [worst, at] = max_abs_error(dev.outputs[i], ref.outputs[i]);
     line += " out" + std::to_string(i) + "=" + sci(err);
-    EXPECT_LT(err, tol) << c.name << " output " << i << ": max abs error " << worst << " at flat index " << at;
+    EXPECT_LT(err, tol) << c.name << " output " << i << ": max abs error " << worst << " at flat index "
+                        << at;
   }
   for (size_t i = 0; i < ref.grads.size(); ++i) {
     if (!ref.grads[i].defined()) continue;

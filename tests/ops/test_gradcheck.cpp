@@ -25,7 +25,9 @@ std::vector<size_t> gradcheck_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, GradCheck, ::testing::ValuesIn(gradcheck_cases()),
-                         [](const ::testing::TestParamInfo<size_t>& info) { return op_cases()[info.param].name; });
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return op_cases()[info.param].name;
+                         });
 
 }  // namespace
 }  // namespace nsa::test

@@ -7,14 +7,16 @@
 namespace nsa {
 namespace {
 
-std::vector<double> values(const Tensor& t) { return to_vector<double>(t); }
+std::vector<double> values(const Tensor& t) {
+  return to_vector<double>(t);
+}
 
 TEST(OpValues, SoftmaxAndLogSoftmax) {
   Tensor x = from_vector<double>({0.0, std::log(2.0), 100.0, 100.0}, {2, 2});
   const std::vector<double> s = values(softmax(x));
   EXPECT_NEAR(s[0], 1.0 / 3, 1e-15);
   EXPECT_NEAR(s[1], 2.0 / 3, 1e-15);
-  EXPECT_NEAR(s[2], 0.5, 1e-15);  // large logits do not overflow
+  EXPECT_NEAR(s[2], 0.5, 1e-15);                                 // large logits do not overflow
   EXPECT_NEAR(values(log_softmax(x))[3], std::log(0.5), 1e-13);  // 100 - lse loses ~2 digits
 }
 

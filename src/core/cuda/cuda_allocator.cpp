@@ -34,7 +34,9 @@ size_t round_size(size_t n) {
 }
 
 // A cached block may serve a request if it wastes at most a quarter of it.
-bool fits(size_t block, size_t request) { return block == request || block - request <= request / 4; }
+bool fits(size_t block, size_t request) {
+  return block == request || block - request <= request / 4;
+}
 
 class CudaCachingAllocator final : public Allocator {
  public:
@@ -83,7 +85,8 @@ class CudaCachingAllocator final : public Allocator {
   void record_stream(void* p, cudaStream_t s) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = blocks_.find(p);
-    NSA_CHECK(it != blocks_.end() && it->second.in_use, "[cuda allocator] record_stream on a pointer it does not own");
+    NSA_CHECK(it != blocks_.end() && it->second.in_use,
+              "[cuda allocator] record_stream on a pointer it does not own");
     if (s != it->second.stream) it->second.used_on.push_back(s);
   }
 
@@ -199,7 +202,7 @@ class CudaCachingAllocator final : public Allocator {
 
   int device_;
   mutable std::mutex mu_;
-  std::unordered_map<void*, Block> blocks_;                             // every block we hold
+  std::unordered_map<void*, Block> blocks_;                              // every block we hold
   std::unordered_map<cudaStream_t, std::multimap<size_t, void*>> free_;  // per stream, by size
   std::vector<Pending> pending_;
   std::vector<cudaEvent_t> events_;  // recycled events

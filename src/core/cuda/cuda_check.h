@@ -5,10 +5,10 @@
 
 #include "core/error.h"
 
-#define NSA_CUDA_CHECK(expr)                                                                         \
-  do {                                                                                               \
-    cudaError_t nsa_err_ = (expr);                                                                   \
-    if (nsa_err_ != cudaSuccess)                                                                     \
-      ::nsa::throw_error(__FILE__, __LINE__,                                                         \
+#define NSA_CUDA_CHECK(expr)                                                                       \
+  do {                                                                                             \
+    cudaError_t nsa_err_ = (expr);                                                                 \
+    if (nsa_err_ != cudaSuccess)                                                                   \
+      ::nsa::throw_error(__FILE__, __LINE__,                                                       \
                          ::nsa::str("[cuda] ", #expr, " failed: ", cudaGetErrorString(nsa_err_))); \
   } while (0)

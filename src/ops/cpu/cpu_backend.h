@@ -11,13 +11,14 @@ class CpuBackend final : public Backend {
   const char* name() const override { return "cpu"; }
   void copy(const Tensor& dst, const Tensor& src) override;
   void fill(const Tensor& dst, double value) override;
-  void random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a, double b) override;
+  void random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a,
+              double b) override;
   void unary(UnaryOp op, const Tensor& out, const Tensor& a, double alpha) override;
   void binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) override;
   void swiglu_backward(const Tensor& ga, const Tensor& gb, const Tensor& g, const Tensor& a,
                        const Tensor& b) override;
-  void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in, int64_t outer, int64_t n,
-              int64_t inner, double scale) override;
+  void reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in, int64_t outer,
+              int64_t n, int64_t inner, double scale) override;
   void softmax(const Tensor& out, const Tensor& in, bool log) override;
   void softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) override;
   void cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count, const Tensor& logits,
@@ -25,9 +26,10 @@ class CpuBackend final : public Backend {
   void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
                               const Tensor& targets, const Tensor& lse, const Tensor& count,
                               int64_t ignore_index) override;
-  void rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) override;
-  void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y, const Tensor& x,
-                         const Tensor& weight, const Tensor& rstd) override;
+  void rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight,
+                double eps) override;
+  void rms_norm_backward(const Tensor& grad_x, const Tensor& grad_weight, const Tensor& grad_y,
+                         const Tensor& x, const Tensor& weight, const Tensor& rstd) override;
   void rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta, int64_t rot_dim,
             bool inverse) override;
   void topk(const Tensor& values, const Tensor& indices, const Tensor& in, int64_t k) override;

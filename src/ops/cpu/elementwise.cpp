@@ -8,42 +8,66 @@
 namespace nsa::cpu {
 namespace {
 
-double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigmoid_of(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
 double unary_value(UnaryOp op, double x, double alpha) {
   switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::rsqrt: return 1.0 / std::sqrt(x);
-    case UnaryOp::square: return x * x;
-    case UnaryOp::reciprocal: return 1.0 / x;
-    case UnaryOp::sigmoid: return sigmoid_of(x);
-    case UnaryOp::silu: return x * sigmoid_of(x);
-    case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::relu: return x > 0 ? x : 0.0;
-    case UnaryOp::add_scalar: return x + alpha;
-    case UnaryOp::mul_scalar: return x * alpha;
-    case UnaryOp::pow_scalar: return std::pow(x, alpha);
+    case UnaryOp::neg:
+      return -x;
+    case UnaryOp::exp:
+      return std::exp(x);
+    case UnaryOp::log:
+      return std::log(x);
+    case UnaryOp::sqrt:
+      return std::sqrt(x);
+    case UnaryOp::rsqrt:
+      return 1.0 / std::sqrt(x);
+    case UnaryOp::square:
+      return x * x;
+    case UnaryOp::reciprocal:
+      return 1.0 / x;
+    case UnaryOp::sigmoid:
+      return sigmoid_of(x);
+    case UnaryOp::silu:
+      return x * sigmoid_of(x);
+    case UnaryOp::tanh:
+      return std::tanh(x);
+    case UnaryOp::relu:
+      return x > 0 ? x : 0.0;
+    case UnaryOp::add_scalar:
+      return x + alpha;
+    case UnaryOp::mul_scalar:
+      return x * alpha;
+    case UnaryOp::pow_scalar:
+      return std::pow(x, alpha);
   }
   return 0;
 }
 
 double binary_value(BinaryOp op, double a, double b) {
   switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-    case BinaryOp::swiglu: return b * a * sigmoid_of(a);
-    case BinaryOp::sigmoid_backward: return a * b * (1.0 - b);
+    case BinaryOp::add:
+      return a + b;
+    case BinaryOp::sub:
+      return a - b;
+    case BinaryOp::mul:
+      return a * b;
+    case BinaryOp::div:
+      return a / b;
+    case BinaryOp::swiglu:
+      return b * a * sigmoid_of(a);
+    case BinaryOp::sigmoid_backward:
+      return a * b * (1.0 - b);
     case BinaryOp::silu_backward: {
       const double s = sigmoid_of(b);
       return a * s * (1.0 + b * (1.0 - s));
     }
-    case BinaryOp::tanh_backward: return a * (1.0 - b * b);
-    case BinaryOp::relu_backward: return b > 0 ? a : 0.0;
+    case BinaryOp::tanh_backward:
+      return a * (1.0 - b * b);
+    case BinaryOp::relu_backward:
+      return b > 0 ? a : 0.0;
   }
   return 0;
 }
@@ -74,7 +98,8 @@ void CpuBackend::fill(const Tensor& dst, double value) {
   });
 }
 
-void CpuBackend::random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a, double b) {
+void CpuBackend::random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a,
+                        double b) {
   const float fa = static_cast<float>(a), fb = static_cast<float>(b);
   dispatch_floating(dst.dtype(), "random", [&]<class T>() {
     T* d = static_cast<T*>(dst.data_ptr());
@@ -122,13 +147,13 @@ void CpuBackend::swiglu_backward(const Tensor& ga, const Tensor& gb, const Tenso
     const T* pg = static_cast<const T*>(g.data_ptr());
     const T* pa = static_cast<const T*>(a.data_ptr());
     const T* pb = static_cast<const T*>(b.data_ptr());
-    for_each_strided<5>(g.shape(), {ga.strides(), gb.strides(), g.strides(), a.strides(), b.strides()},
-                        [&](const auto& off) {
-                          const double x = to_f64(pa[off[3]]), up = to_f64(pb[off[4]]), gr = to_f64(pg[off[2]]);
-                          const double s = sigmoid_of(x);
-                          oa[off[0]] = from_f64<T>(gr * up * s * (1.0 + x * (1.0 - s)));
-                          ob[off[1]] = from_f64<T>(gr * x * s);
-                        });
+    for_each_strided<5>(
+        g.shape(), {ga.strides(), gb.strides(), g.strides(), a.strides(), b.strides()}, [&](const auto& off) {
+          const double x = to_f64(pa[off[3]]), up = to_f64(pb[off[4]]), gr = to_f64(pg[off[2]]);
+          const double s = sigmoid_of(x);
+          oa[off[0]] = from_f64<T>(gr * up * s * (1.0 + x * (1.0 - s)));
+          ob[off[1]] = from_f64<T>(gr * x * s);
+        });
   });
 }
 

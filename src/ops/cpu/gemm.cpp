@@ -16,7 +16,9 @@ void CpuBackend::gemm(const GemmArgs& g) {
       const T* ab = a + bt * g.stride_a;
       const T* bb = b + bt * g.stride_b;
       T* cb = c + bt * g.stride_c;
-      auto A = [&](int64_t i, int64_t p) { return to_f64(g.trans_a ? ab[p * g.lda + i] : ab[i * g.lda + p]); };
+      auto A = [&](int64_t i, int64_t p) {
+        return to_f64(g.trans_a ? ab[p * g.lda + i] : ab[i * g.lda + p]);
+      };
       for (int64_t i = 0; i < g.m; ++i) {
         std::fill(row.begin(), row.end(), 0.0);
         if (g.trans_b) {  // B stored [n, k]: dot products over contiguous k

@@ -12,8 +12,8 @@ int64_t checked(int64_t i, int64_t n, const char* op) {
 
 }  // namespace
 
-void CpuBackend::index_select(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer, int64_t n,
-                              int64_t inner) {
+void CpuBackend::index_select(const Tensor& out, const Tensor& src, const Tensor& index, int64_t outer,
+                              int64_t n, int64_t inner) {
   const int64_t m = index.numel();
   dispatch_all(src.dtype(), "index_select", [&]<class T>() {
     const T* s = static_cast<const T*>(src.data_ptr());
@@ -26,8 +26,8 @@ void CpuBackend::index_select(const Tensor& out, const Tensor& src, const Tensor
   });
 }
 
-void CpuBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                           int64_t inner) {
+void CpuBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer,
+                           int64_t n, int64_t inner) {
   const int64_t m = index.numel();
   dispatch_floating(dst.dtype(), "index_add", [&]<class T>() {
     T* d = static_cast<T*>(dst.data_ptr());
@@ -38,7 +38,8 @@ void CpuBackend::index_add(const Tensor& dst, const Tensor& index, const Tensor&
     for (int64_t j = 0; j < m; ++j) {
       const int64_t row = checked(index_at(index, j), n, "index_add");
       for (int64_t a = 0; a < outer; ++a)
-        for (int64_t c = 0; c < inner; ++c) acc[(a * n + row) * inner + c] += to_f64(s[(a * m + j) * inner + c]);
+        for (int64_t c = 0; c < inner; ++c)
+          acc[(a * n + row) * inner + c] += to_f64(s[(a * m + j) * inner + c]);
     }
     for (int64_t i = 0; i < dst.numel(); ++i) d[i] = from_f64<T>(acc[i]);
   });
@@ -59,8 +60,8 @@ void CpuBackend::gather(const Tensor& out, const Tensor& src, const Tensor& inde
   });
 }
 
-void CpuBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
-                             int64_t inner) {
+void CpuBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer,
+                             int64_t n, int64_t inner) {
   const int64_t m = outer > 0 && inner > 0 ? index.numel() / (outer * inner) : 0;
   dispatch_floating(dst.dtype(), "scatter_add", [&]<class T>() {
     T* d = static_cast<T*>(dst.data_ptr());

@@ -35,28 +35,45 @@ inline T from_f64(double v) {
 template <class F>
 void dispatch_floating(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::f64: f.template operator()<double>(); return;
-    case DType::f32: f.template operator()<float>(); return;
-    case DType::bf16: f.template operator()<bf16>(); return;
-    default: NSA_FAIL("[", op, "] expected a floating dtype, got ", dtype_name(dtype));
+    case DType::f64:
+      f.template operator()<double>();
+      return;
+    case DType::f32:
+      f.template operator()<float>();
+      return;
+    case DType::bf16:
+      f.template operator()<bf16>();
+      return;
+    default:
+      NSA_FAIL("[", op, "] expected a floating dtype, got ", dtype_name(dtype));
   }
 }
 
 template <class F>
 void dispatch_all(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::i32: f.template operator()<int32_t>(); return;
-    case DType::i64: f.template operator()<int64_t>(); return;
-    default: dispatch_floating(dtype, op, f);
+    case DType::i32:
+      f.template operator()<int32_t>();
+      return;
+    case DType::i64:
+      f.template operator()<int64_t>();
+      return;
+    default:
+      dispatch_floating(dtype, op, f);
   }
 }
 
 template <class F>
 void dispatch_index(DType dtype, const char* op, F&& f) {
   switch (dtype) {
-    case DType::i32: f.template operator()<int32_t>(); return;
-    case DType::i64: f.template operator()<int64_t>(); return;
-    default: NSA_FAIL("[", op, "] expected an i32 or i64 index tensor, got ", dtype_name(dtype));
+    case DType::i32:
+      f.template operator()<int32_t>();
+      return;
+    case DType::i64:
+      f.template operator()<int64_t>();
+      return;
+    default:
+      NSA_FAIL("[", op, "] expected an i32 or i64 index tensor, got ", dtype_name(dtype));
   }
 }
 

@@ -20,8 +20,8 @@ void with_loss_type(DType t, F&& f) {
 
 }  // namespace
 
-void CpuBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count, const Tensor& logits,
-                               const Tensor& targets, int64_t ignore_index) {
+void CpuBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count,
+                               const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
   const int64_t vocab = logits.size(-1), rows = logits.size(0);
   dispatch_floating(logits.dtype(), "cross_entropy", [&]<class T>() {
     with_loss_type(loss.dtype(), [&]<class L>() {
@@ -39,7 +39,8 @@ void CpuBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tens
         lse_out[r] = static_cast<L>(l);
         const int64_t t = index_at(targets, r);
         if (t == ignore_index) continue;
-        NSA_CHECK(t >= 0 && t < vocab, "[cross_entropy] target ", t, " at row ", r, " outside [0, ", vocab, ")");
+        NSA_CHECK(t >= 0 && t < vocab, "[cross_entropy] target ", t, " at row ", r, " outside [0, ", vocab,
+                  ")");
         total += l - to_f64(xr[t]);
         counted++;
       }
@@ -49,9 +50,9 @@ void CpuBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tens
   });
 }
 
-void CpuBackend::cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
-                                        const Tensor& targets, const Tensor& lse, const Tensor& count,
-                                        int64_t ignore_index) {
+void CpuBackend::cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss,
+                                        const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                        const Tensor& count, int64_t ignore_index) {
   const int64_t vocab = logits.size(-1), rows = logits.size(0);
   dispatch_floating(logits.dtype(), "cross_entropy_backward", [&]<class T>() {
     with_loss_type(grad_loss.dtype(), [&]<class L>() {

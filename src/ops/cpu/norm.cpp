@@ -19,7 +19,8 @@ double read_stat(const Tensor& t, int64_t i) {
 
 }  // namespace
 
-void CpuBackend::rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) {
+void CpuBackend::rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight,
+                          double eps) {
   const int64_t dim = x.size(-1), rows = dim ? x.numel() / dim : 0;
   dispatch_floating(x.dtype(), "rms_norm", [&]<class T>() {
     const T* px = static_cast<const T*>(x.data_ptr());
@@ -34,7 +35,8 @@ void CpuBackend::rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, 
       } else {
         stat_ptr<float>(rstd)[r] = static_cast<float>(inv);
       }
-      for (int64_t c = 0; c < dim; ++c) py[r * dim + c] = from_f64<T>(to_f64(px[r * dim + c]) * inv * to_f64(pw[c]));
+      for (int64_t c = 0; c < dim; ++c)
+        py[r * dim + c] = from_f64<T>(to_f64(px[r * dim + c]) * inv * to_f64(pw[c]));
     }
   });
 }

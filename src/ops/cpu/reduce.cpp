@@ -6,8 +6,8 @@
 
 namespace nsa::cpu {
 
-void CpuBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in, int64_t outer,
-                        int64_t n, int64_t inner, double scale) {
+void CpuBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in,
+                        int64_t outer, int64_t n, int64_t inner, double scale) {
   dispatch_floating(in.dtype(), "reduce", [&]<class T>() {
     const T* x = static_cast<const T*>(in.data_ptr());
     T* o = static_cast<T*>(out.data_ptr());

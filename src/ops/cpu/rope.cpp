@@ -6,8 +6,8 @@
 
 namespace nsa::cpu {
 
-void CpuBackend::rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta, int64_t rot_dim,
-                      bool inverse) {
+void CpuBackend::rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta,
+                      int64_t rot_dim, bool inverse) {
   const int64_t tokens = x.size(0), heads = x.size(1), hd = x.size(2), half = rot_dim / 2;
   dispatch_floating(x.dtype(), "rope", [&]<class T>() {
     const T* px = static_cast<const T*>(x.data_ptr());
@@ -15,7 +15,8 @@ void CpuBackend::rope(const Tensor& out, const Tensor& x, const Tensor& position
     for (int64_t t = 0; t < tokens; ++t) {
       const double pos = static_cast<double>(index_at(positions, t));
       for (int64_t i = 0; i < half; ++i) {
-        const double angle = pos * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(rot_dim));
+        const double angle =
+            pos * std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(rot_dim));
         const double c = std::cos(angle), s = inverse ? -std::sin(angle) : std::sin(angle);
         for (int64_t h = 0; h < heads; ++h) {
           const int64_t base = (t * heads + h) * hd;

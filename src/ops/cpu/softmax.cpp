@@ -28,7 +28,8 @@ void CpuBackend::softmax(const Tensor& out, const Tensor& in, bool log) {
   });
 }
 
-void CpuBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) {
+void CpuBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
+                                  bool log) {
   const int64_t cols = out.size(-1), rows = cols ? out.numel() / cols : 0;
   dispatch_floating(out.dtype(), "softmax_backward", [&]<class T>() {
     const T* g = static_cast<const T*>(grad_out.data_ptr());

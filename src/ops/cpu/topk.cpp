@@ -1,5 +1,6 @@
 // CPU reference: top-k per row by a stable sort of indices (descending value, ascending index).
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <vector>
 
@@ -18,8 +19,12 @@ void CpuBackend::topk(const Tensor& values, const Tensor& indices, const Tensor&
     for (int64_t r = 0; r < rows; ++r) {
       const T* xr = x + r * n;
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int64_t a, int64_t b) { return to_f64(xr[a]) > to_f64(xr[b]); });
+      // Larger first, NaN above every number (as max does); stable: ties keep the lower index first.
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        const double va = to_f64(xr[a]), vb = to_f64(xr[b]);
+        if (std::isnan(va) != std::isnan(vb)) return std::isnan(va);
+        return va > vb;
+      });
       for (int64_t j = 0; j < k; ++j) {
         idx[r * k + j] = order[j];
         v[r * k + j] = xr[order[j]];

@@ -13,15 +13,20 @@
 
 namespace nsa::cuda_binding {
 
-inline kernels::ScalarType scalar(DType t) { return static_cast<kernels::ScalarType>(static_cast<int>(t)); }
-inline cudaStream_t stream() { return static_cast<cudaStream_t>(cuda::current_stream()); }
+inline kernels::ScalarType scalar(DType t) {
+  return static_cast<kernels::ScalarType>(static_cast<int>(t));
+}
+inline cudaStream_t stream() {
+  return static_cast<cudaStream_t>(cuda::current_stream());
+}
 
 // Throws nsa::Error naming the op when a launcher failed.
 void check(const kernels::Status& s, const char* op);
 
 // Geometry of an elementwise launch over `shape`, filling each operand's Strided with collapsed strides:
 // size-1 dims dropped, adjacent dims merged where every operand's strides allow.
-kernels::Geometry collapse(const Dims& shape, std::initializer_list<std::pair<const Tensor*, kernels::Strided*>> ops);
+kernels::Geometry collapse(const Dims& shape,
+                           std::initializer_list<std::pair<const Tensor*, kernels::Strided*>> ops);
 
 // Scratch memory from the caching allocator (freed, stream-ordered, when the returned tensor goes).
 Tensor workspace(size_t bytes, Device device);

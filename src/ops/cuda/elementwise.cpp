@@ -8,7 +8,8 @@ namespace nsa::cuda_binding {
 void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
   if (dst.numel() == 0) return;
   if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
-    NSA_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream()));
+    NSA_CUDA_CHECK(
+        cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice, stream()));
     return;
   }
   kernels::CopyParams p{};
@@ -26,7 +27,8 @@ void CudaBackend::fill(const Tensor& dst, double value) {
   check(kernels::launch_fill(p, stream()), "fill");
 }
 
-void CudaBackend::random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a, double b) {
+void CudaBackend::random(const Tensor& dst, RandomDist dist, uint64_t seed, uint64_t offset, double a,
+                         double b) {
   kernels::RandomParams p{};
   p.dtype = scalar(dst.dtype());
   p.dist = dist;

@@ -1,8 +1,9 @@
 // CUDA binding: matrix products through cuBLASLt, with one 32 MiB workspace per device.
+#include "kernels/matmul/gemm.h"
+
 #include <array>
 #include <mutex>
 
-#include "kernels/matmul/gemm.h"
 #include "ops/cuda/binding.h"
 #include "ops/cuda/cuda_backend.h"
 

@@ -8,10 +8,17 @@
 
 namespace nsa::cuda_binding {
 
-void CudaBackend::rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight, double eps) {
+void CudaBackend::rms_norm(const Tensor& y, const Tensor& rstd, const Tensor& x, const Tensor& weight,
+                           double eps) {
   const int64_t dim = x.size(-1);
-  kernels::RmsNormParams p{scalar(x.dtype()), x.data_ptr(), weight.data_ptr(), y.data_ptr(), rstd.data_ptr(),
-                           x.numel() / dim, dim, eps};
+  kernels::RmsNormParams p{scalar(x.dtype()),
+                           x.data_ptr(),
+                           weight.data_ptr(),
+                           y.data_ptr(),
+                           rstd.data_ptr(),
+                           x.numel() / dim,
+                           dim,
+                           eps};
   check(kernels::launch_rms_norm(p, stream()), "rms_norm");
 }
 
@@ -36,8 +43,8 @@ void CudaBackend::rms_norm_backward(const Tensor& grad_x, const Tensor& grad_wei
   check(kernels::launch_rms_norm_backward(p, stream()), "rms_norm_backward");
 }
 
-void CudaBackend::rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta, int64_t rot_dim,
-                       bool inverse) {
+void CudaBackend::rope(const Tensor& out, const Tensor& x, const Tensor& positions, double theta,
+                       int64_t rot_dim, bool inverse) {
   NSA_CHECK(rot_dim / 2 <= kernels::kMaxRopeHalf, "[rope] rot_dim ", rot_dim, " above the CUDA limit ",
             2 * kernels::kMaxRopeHalf);
   kernels::RopeParams p{};

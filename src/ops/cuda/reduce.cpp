@@ -1,16 +1,26 @@
 // CUDA bindings: reductions, softmax, cross-entropy.
-#include "kernels/loss/cross_entropy.h"
 #include "kernels/reduce/reduce.h"
+
+#include "kernels/loss/cross_entropy.h"
 #include "kernels/softmax/softmax.h"
 #include "ops/cuda/binding.h"
 #include "ops/cuda/cuda_backend.h"
 
 namespace nsa::cuda_binding {
 
-void CudaBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in, int64_t outer,
-                         int64_t n, int64_t inner, double scale) {
-  kernels::ReduceParams p{op, scalar(in.dtype()), scalar(out.dtype()), in.data_ptr(), out.data_ptr(),
-                          indices.defined() ? indices.data<int64_t>() : nullptr, outer, n, inner, scale, nullptr};
+void CudaBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& indices, const Tensor& in,
+                         int64_t outer, int64_t n, int64_t inner, double scale) {
+  kernels::ReduceParams p{op,
+                          scalar(in.dtype()),
+                          scalar(out.dtype()),
+                          in.data_ptr(),
+                          out.data_ptr(),
+                          indices.defined() ? indices.data<int64_t>() : nullptr,
+                          outer,
+                          n,
+                          inner,
+                          scale,
+                          nullptr};
   Tensor ws;
   if (const size_t bytes = kernels::reduce_workspace_bytes(p)) {
     ws = workspace(bytes, in.device());
@@ -25,15 +35,21 @@ void CudaBackend::softmax(const Tensor& out, const Tensor& in, bool log) {
   check(kernels::launch_softmax(p, stream()), log ? "log_softmax" : "softmax");
 }
 
-void CudaBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) {
+void CudaBackend::softmax_backward(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
+                                   bool log) {
   const int64_t cols = out.size(-1);
-  kernels::SoftmaxBackwardParams p{scalar(out.dtype()), grad_in.data_ptr(), grad_out.data_ptr(), out.data_ptr(),
-                                   out.numel() / cols, cols, log};
+  kernels::SoftmaxBackwardParams p{scalar(out.dtype()),
+                                   grad_in.data_ptr(),
+                                   grad_out.data_ptr(),
+                                   out.data_ptr(),
+                                   out.numel() / cols,
+                                   cols,
+                                   log};
   check(kernels::launch_softmax_backward(p, stream()), log ? "log_softmax_backward" : "softmax_backward");
 }
 
-void CudaBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count, const Tensor& logits,
-                                const Tensor& targets, int64_t ignore_index) {
+void CudaBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Tensor& count,
+                                const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
   const int64_t rows = logits.size(0);
   Tensor ws = workspace(static_cast<size_t>(rows) * dtype_size(loss.dtype()), logits.device());
   kernels::CrossEntropyParams p{};
@@ -53,9 +69,9 @@ void CudaBackend::cross_entropy(const Tensor& loss, const Tensor& lse, const Ten
   check(kernels::launch_cross_entropy(p, stream()), "cross_entropy");
 }
 
-void CudaBackend::cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
-                                         const Tensor& targets, const Tensor& lse, const Tensor& count,
-                                         int64_t ignore_index) {
+void CudaBackend::cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss,
+                                         const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                         const Tensor& count, int64_t ignore_index) {
   kernels::CrossEntropyBackwardParams p{};
   p.dtype = scalar(logits.dtype());
   p.loss_type = scalar(lse.dtype());
