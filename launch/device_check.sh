@@ -14,6 +14,9 @@ JOBS=$(nproc)
 echo "== device"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 
+echo "== dependencies"
+bash launch/setup.sh || echo "setup.sh failed (see above)"
+
 echo "== configure + build ($BUILD, sm_90a)"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

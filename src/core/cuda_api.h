@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace nsa::cuda {
@@ -46,6 +47,28 @@ void copy_device_to_device(void* dst, const void* src, size_t nbytes);
 // Marks `ptr` (a live block of the caching allocator) as used on `s`, so that freeing it waits for the
 // work queued on `s` before the block is reused on its own stream.
 void record_stream(void* ptr, Stream s);
+
+// A CUDA graph of the work queued on the current stream between capture_begin and capture_end, replayed
+// with replay(). Tensors allocated during the capture come from a pool private to the graph (a replay
+// writes into them), returned to the shared cache when the graph is destroyed. Inputs must be allocated
+// before the capture and refilled in place between replays; nothing in the capture may synchronise with
+// the host (ops never do; item/to_vector/to(cpu) do). Capture a step once it has run eagerly, so that
+// lazily created resources (cuBLASLt plans and workspace, the error word) exist.
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  void capture_begin();
+  void capture_end();
+  void replay();  // on the current stream
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Sets the current stream for a scope and restores the previous one.
 class StreamGuard {

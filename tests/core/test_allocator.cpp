@@ -2,45 +2,18 @@
 // baseline), and on CUDA the caching allocator stops calling cudaMalloc once the step has warmed it.
 #include "core/allocator.h"
 #include "test_util.h"
+#include "tiny_net.h"
 
 namespace nsa {
 namespace {
 
-// A tiny language-model step touching most ops: embedding, RMSNorm, RoPE, SwiGLU, matmuls, softmax,
-// cross-entropy.
-struct TinyNet {
-  std::vector<Tensor> params;
-  TinyNet(Device d, DType dt) {
-    Generator g(5);
-    for (Dims s : {Dims{50, 32}, Dims{32}, Dims{64, 32}, Dims{64, 32}, Dims{32, 64}, Dims{50, 32}}) {
-      Tensor p = to(randn(s, DType::f32, Device::cpu(), &g) * 0.1, d, dt);
-      params.push_back(detach(p).set_requires_grad(true));
-    }
-  }
-  Tensor loss(const Tensor& ids, const Tensor& targets, const Tensor& pos) const {
-    Tensor x = embedding(params[0], ids);  // [B, T, 32]
-    x = rms_norm(x, params[1]);
-    Tensor q = rope(reshape(x, {2, 8, 4, 8}), pos);  // 4 heads of 8
-    Tensor att = softmax(matmul(reshape(q, {2, 8, 32}), reshape(x, {2, 8, 32}), false, true), -1);
-    x = add(x, matmul(att, x));
-    Tensor h = swiglu(linear(x, params[2]), linear(x, params[3]));
-    x = add(x, linear(h, params[4]));
-    return cross_entropy(linear(x, params[5]), targets);
-  }
-};
-
-void run_step(const TinyNet& net, Device d) {
-  Tensor ids = from_vector<int64_t>(std::vector<int64_t>(16, 3), {2, 8}, DType::i64, d);
-  Tensor tg = from_vector<int64_t>(std::vector<int64_t>(16, 7), {2, 8}, DType::i64, d);
-  std::vector<int64_t> p(16);
-  for (int i = 0; i < 16; ++i) p[i] = i % 8;
-  Tensor pos = from_vector<int64_t>(p, {16}, DType::i64, d);
-  Tensor loss = net.loss(ids, tg, pos);
-  backward(loss);
+void run_step(const test::TinyNet& net, Device d) {
+  const test::TinyBatch batch(d, 1);
+  backward(net.loss(batch));
 }
 
 void check_memory_returns_to_baseline(Device d, DType dt) {
-  TinyNet net(d, dt);
+  test::TinyNet net(d, dt);
   // A first step creates what lives on by design (the cuBLASLt workspace on CUDA); the baseline follows it.
   run_step(net, d);
   for (Tensor p : net.params) p.set_grad(Tensor());
@@ -68,7 +41,7 @@ TEST(Memory, CudaStepReturnsToBaseline) {
 
 TEST(Memory, CudaSteadyStateMakesNoCudaMalloc) {
   NSA_REQUIRE_GPU();
-  TinyNet net(Device::cuda(), DType::bf16);
+  test::TinyNet net(Device::cuda(), DType::bf16);
   run_step(net, Device::cuda());
   run_step(net, Device::cuda());
   const MemoryStats warm = memory_stats(Device::cuda());

@@ -10,7 +10,9 @@
 // cudaMalloc happens (stats().num_system_allocs stops growing). When cudaMalloc fails, the cache is emptied
 // and the request retried once before "out of memory" is reported with the allocator's statistics.
 #include <array>
+#include <atomic>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -23,6 +25,9 @@
 
 namespace nsa {
 namespace {
+
+thread_local int t_pool = 0;  // the private pool this thread allocates from (0: shared)
+std::atomic<int> g_next_pool{1};
 
 constexpr size_t kSmallLimit = size_t{1} << 20;
 constexpr size_t kSmallRound = 512;
@@ -48,12 +53,14 @@ class CudaCachingAllocator final : public Allocator {
     auto stream = static_cast<cudaStream_t>(cuda::current_stream());
     std::lock_guard<std::mutex> lock(mu_);
     stats_.num_allocs++;
-    collect_pending();
+    if (t_pool == 0) collect_pending();  // event queries are not allowed while capturing
 
-    void* p = take_cached(stream, size);
+    const int pool = t_pool;
+    void* p = take_cached({stream, pool}, size);
     if (!p) p = system_alloc(size);
     Block& b = blocks_.at(p);
     b.stream = stream;
+    b.pool = pool;
     b.in_use = true;
     b.used_on.clear();
     stats_.allocated_bytes += static_cast<int64_t>(b.size);
@@ -68,9 +75,10 @@ class CudaCachingAllocator final : public Allocator {
     if (it == blocks_.end() || !it->second.in_use) return;  // not ours: ignore rather than corrupt the pool
     Block& b = it->second;
     b.in_use = false;
+    if (released_pools_.count(b.pool)) b.pool = 0;
     stats_.allocated_bytes -= static_cast<int64_t>(b.size);
     if (b.used_on.empty()) {
-      free_[b.stream].emplace(b.size, p);
+      free_[{b.stream, b.pool}].emplace(b.size, p);
       return;
     }
     Pending pending{p, {}};
@@ -101,15 +109,35 @@ class CudaCachingAllocator final : public Allocator {
     stats_.peak_reserved_bytes = stats_.reserved_bytes;
   }
 
+  // Hands every free block of `pool` to the shared cache; blocks still in use follow when freed.
+  void release_pool(int pool) {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_pools_.insert(pool);
+    for (auto it = free_.begin(); it != free_.end();) {
+      if (it->first.second != pool) {
+        ++it;
+        continue;
+      }
+      for (auto& [size, p] : it->second) {
+        blocks_.at(p).pool = 0;
+        free_[{it->first.first, 0}].emplace(size, p);
+      }
+      it = free_.erase(it);
+    }
+  }
+
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mu_);
     release_cached();
   }
 
  private:
+  using PoolKey = std::pair<cudaStream_t, int>;  // (stream, private pool id; 0 = shared)
+
   struct Block {
     size_t size = 0;
     cudaStream_t stream = nullptr;
+    int pool = 0;
     bool in_use = false;
     std::vector<cudaStream_t> used_on;  // other streams that used it (record_stream)
   };
@@ -118,8 +146,8 @@ class CudaCachingAllocator final : public Allocator {
     std::vector<cudaEvent_t> events;
   };
 
-  void* take_cached(cudaStream_t stream, size_t size) {
-    auto pool = free_.find(stream);
+  void* take_cached(const PoolKey& key, size_t size) {
+    auto pool = free_.find(key);
     if (pool == free_.end()) return nullptr;
     auto it = pool->second.lower_bound(size);
     if (it == pool->second.end() || !fits(it->first, size)) return nullptr;
@@ -143,7 +171,7 @@ class CudaCachingAllocator final : public Allocator {
                stats_.allocated_bytes, " bytes in live tensors, ", stats_.reserved_bytes,
                " reserved): ", cudaGetErrorString(err));
     }
-    blocks_[p] = Block{size, nullptr, false, {}};
+    blocks_[p] = Block{size, nullptr, 0, false, {}};
     stats_.num_system_allocs++;
     stats_.reserved_bytes += static_cast<int64_t>(size);
     stats_.peak_reserved_bytes = std::max(stats_.peak_reserved_bytes, stats_.reserved_bytes);
@@ -169,7 +197,8 @@ class CudaCachingAllocator final : public Allocator {
       }
       for (cudaEvent_t e : pending_[i].events) events_.push_back(e);
       Block& b = blocks_.at(pending_[i].ptr);
-      free_[b.stream].emplace(b.size, pending_[i].ptr);
+      if (released_pools_.count(b.pool)) b.pool = 0;
+      free_[{b.stream, b.pool}].emplace(b.size, pending_[i].ptr);
       pending_[i] = std::move(pending_.back());
       pending_.pop_back();
     }
@@ -179,7 +208,8 @@ class CudaCachingAllocator final : public Allocator {
   void release_cached() {
     NSA_CUDA_CHECK(cudaDeviceSynchronize());
     collect_pending();
-    for (auto& [stream, pool] : free_) {
+    for (auto& [key, pool] : free_) {
+      if (key.second != 0) continue;  // a live graph's blocks stay
       for (auto& [size, p] : pool) {
         NSA_CUDA_CHECK(cudaFree(p));
         blocks_.erase(p);
@@ -203,7 +233,8 @@ class CudaCachingAllocator final : public Allocator {
   int device_;
   mutable std::mutex mu_;
   std::unordered_map<void*, Block> blocks_;                              // every block we hold
-  std::unordered_map<cudaStream_t, std::multimap<size_t, void*>> free_;  // per stream, by size
+  std::map<PoolKey, std::multimap<size_t, void*>> free_;  // per (stream, pool), by size
+  std::set<int> released_pools_;
   std::vector<Pending> pending_;
   std::vector<cudaEvent_t> events_;  // recycled events
   MemoryStats stats_;
@@ -235,6 +266,10 @@ namespace cuda {
 void record_stream(void* ptr, Stream s) {
   cuda_allocator(current_device()).record_stream(ptr, static_cast<cudaStream_t>(s));
 }
+
+int new_private_pool() { return g_next_pool++; }
+void set_thread_pool(int pool) { t_pool = pool; }
+void release_private_pool(int pool) { cuda_allocator(current_device()).release_pool(pool); }
 }  // namespace cuda
 
 }  // namespace nsa
