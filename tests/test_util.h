@@ -13,9 +13,7 @@
 
 namespace nsa::test {
 
-inline bool has_gpu() {
-  return cuda::available();
-}
+inline bool has_gpu() { return cuda::available(); }
 
 // Skips the current test on machines without a CUDA device (and in CPU-only builds).
 #define NSA_REQUIRE_GPU()                                                          \

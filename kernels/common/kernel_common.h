@@ -38,9 +38,7 @@ inline Status last_launch() {
   const cudaError_t e = cudaGetLastError();
   return {e, nullptr};
 }
-inline Status invalid(const char* what) {
-  return {cudaErrorInvalidValue, what};
-}
+inline Status invalid(const char* what) { return {cudaErrorInvalidValue, what}; }
 
 // Number of multiprocessors of the current device (cached).
 int sm_count();

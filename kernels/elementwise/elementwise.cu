@@ -127,9 +127,7 @@ __global__ void elementwise_kernel(Geometry geo, Strided out0, Strided out1, Str
   }
 }
 
-bool aligned16(const void* p) {
-  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
-}
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 template <class T, int N, int M, class F>
 void launch_elementwise(const Geometry& geo, const Strided (&outs)[2], const Strided (&ins)[3], F f,

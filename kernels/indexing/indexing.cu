@@ -60,14 +60,8 @@ Status launch(const IndexParams& p, cudaStream_t stream) {
 Status launch_index_select(const IndexParams& p, cudaStream_t stream) {
   return launch<false, false>(p, stream);
 }
-Status launch_index_add(const IndexParams& p, cudaStream_t stream) {
-  return launch<false, true>(p, stream);
-}
-Status launch_gather(const IndexParams& p, cudaStream_t stream) {
-  return launch<true, false>(p, stream);
-}
-Status launch_scatter_add(const IndexParams& p, cudaStream_t stream) {
-  return launch<true, true>(p, stream);
-}
+Status launch_index_add(const IndexParams& p, cudaStream_t stream) { return launch<false, true>(p, stream); }
+Status launch_gather(const IndexParams& p, cudaStream_t stream) { return launch<true, false>(p, stream); }
+Status launch_scatter_add(const IndexParams& p, cudaStream_t stream) { return launch<true, true>(p, stream); }
 
 }  // namespace nsa::kernels

@@ -137,9 +137,7 @@ __global__ void rms_norm_backward_kernel(T* gx, acc_t<T>* gw_partial, const T* g
   }
 }
 
-bool aligned16(const void* p) {
-  return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
-}
+bool aligned16(const void* p) { return p == nullptr || (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // The vector width usable for rows of `dim` elements at these pointers.
 template <class T>

@@ -12,9 +12,7 @@ namespace {
 
 std::atomic<uint64_t> g_next_sequence_nr{0};
 
-InputMeta meta_of(const Tensor& t) {
-  return {t.shape(), t.dtype(), t.device()};
-}
+InputMeta meta_of(const Tensor& t) { return {t.shape(), t.dtype(), t.device()}; }
 
 // The edge a gradient for `t` must follow: its producer, or its leaf accumulator, or none.
 Edge edge_for(const Tensor& t) {

@@ -36,11 +36,7 @@ Allocator& cpu_allocator();
 // The allocator of a device; throws when `device` is CUDA and CUDA is unavailable.
 Allocator& allocator_for(Device device);
 
-inline MemoryStats memory_stats(Device device) {
-  return allocator_for(device).stats();
-}
-inline void reset_peak_memory_stats(Device device) {
-  allocator_for(device).reset_peak_stats();
-}
+inline MemoryStats memory_stats(Device device) { return allocator_for(device).stats(); }
+inline void reset_peak_memory_stats(Device device) { allocator_for(device).reset_peak_stats(); }
 
 }  // namespace nsa

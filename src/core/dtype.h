@@ -43,12 +43,8 @@ constexpr const char* dtype_name(DType t) {
   return "?";
 }
 
-constexpr bool is_floating(DType t) {
-  return t == DType::f64 || t == DType::f32 || t == DType::bf16;
-}
-constexpr bool is_integral(DType t) {
-  return t == DType::i32 || t == DType::i64;
-}
+constexpr bool is_floating(DType t) { return t == DType::f64 || t == DType::f32 || t == DType::bf16; }
+constexpr bool is_integral(DType t) { return t == DType::i32 || t == DType::i64; }
 
 // bf16 on the host: the top 16 bits of an IEEE f32, rounded to nearest even (as __float2bfloat16_rn does
 // on the GPU, so CPU and CUDA agree bit for bit).

@@ -113,12 +113,8 @@ NSA_HD float bits_float(uint32_t u) {
 }
 
 // Uniform in [0, 1) with 24 random bits; and in (0, 1] for the logarithm of Box-Muller.
-NSA_HD float uniform_co(uint32_t x) {
-  return static_cast<float>(x >> 8) * 0x1p-24f;
-}
-NSA_HD float uniform_oc(uint32_t x) {
-  return static_cast<float>((x >> 8) + 1u) * 0x1p-24f;
-}
+NSA_HD float uniform_co(uint32_t x) { return static_cast<float>(x >> 8) * 0x1p-24f; }
+NSA_HD float uniform_oc(uint32_t x) { return static_cast<float>((x >> 8) + 1u) * 0x1p-24f; }
 
 // Natural log for x in [2^-24, 1]: x = m·2^e with m in [√½, √2], log m = 2·atanh(s), s = (m-1)/(m+1).
 // |s| ≤ 0.172, so six terms of the atanh series leave an error far below one f32 ulp.
@@ -192,9 +188,7 @@ NSA_HD void sincos_2pi(float v, float* s_out, float* c_out) {
 }
 
 // Element e of the uniform [0, 1) stream.
-NSA_HD float uniform(uint64_t seed, uint64_t e) {
-  return uniform_co(block(seed, e).w[e & 3]);
-}
+NSA_HD float uniform(uint64_t seed, uint64_t e) { return uniform_co(block(seed, e).w[e & 3]); }
 
 // Element e of the standard normal stream (Box-Muller on the word pair that holds e).
 NSA_HD float normal(uint64_t seed, uint64_t e) {

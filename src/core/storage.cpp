@@ -5,14 +5,18 @@
 namespace nsa {
 
 Storage::Storage(size_t nbytes, Device device)
-    : data_(allocator_for(device).allocate(nbytes)), nbytes_(nbytes), device_(device) {}
+    : nbytes_(nbytes), device_(device), allocator_(&allocator_for(device)) {
+  data_ = allocator_->allocate(nbytes);
+}
 
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void(void*)> deleter)
-    : data_(data), nbytes_(nbytes), device_(device), deleter_(std::move(deleter)), owned_(false) {}
+    : data_(data), nbytes_(nbytes), device_(device), deleter_(std::move(deleter)) {}
 
+// The allocator is remembered rather than looked up again: a destructor must not depend on which device
+// is current by then.
 Storage::~Storage() {
-  if (owned_) {
-    if (data_) allocator_for(device_).deallocate(data_);
+  if (allocator_) {
+    if (data_) allocator_->deallocate(data_);
   } else if (deleter_) {
     deleter_(data_);
   }

@@ -10,6 +10,8 @@
 
 namespace nsa {
 
+class Allocator;
+
 class Storage {
  public:
   // Allocates nbytes on `device` through allocator_for(device).
@@ -28,8 +30,8 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
-  std::function<void(void*)> deleter_;  // empty: the device allocator owns data_
-  bool owned_ = true;
+  Allocator* allocator_ = nullptr;      // owns data_ (null for wrapped memory)
+  std::function<void(void*)> deleter_;  // wrapped memory: what to run on destruction (may be empty)
 };
 
 }  // namespace nsa

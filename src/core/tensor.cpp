@@ -27,12 +27,8 @@ Tensor Tensor::view_of(std::shared_ptr<Storage> storage, const Dims& shape, cons
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int64_t d) const {
-  return shape()[wrap_dim(d, dim(), "size")];
-}
-int64_t Tensor::stride(int64_t d) const {
-  return strides()[wrap_dim(d, dim(), "stride")];
-}
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -68,9 +64,7 @@ Tensor Tensor::grad() const {
   return Tensor(impl_->autograd->grad);
 }
 
-void Tensor::set_grad(const Tensor& g) {
-  autograd_meta().grad = g.impl_ptr();
-}
+void Tensor::set_grad(const Tensor& g) { autograd_meta().grad = g.impl_ptr(); }
 
 const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
   static const std::shared_ptr<autograd::Node> none;

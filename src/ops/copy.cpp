@@ -92,12 +92,8 @@ Tensor to(const Tensor& t, Device device, DType dtype) {
   return out;
 }
 
-Tensor to(const Tensor& t, DType dtype) {
-  return to(t, t.device(), dtype);
-}
-Tensor to(const Tensor& t, Device device) {
-  return to(t, device, t.dtype());
-}
+Tensor to(const Tensor& t, DType dtype) { return to(t, t.device(), dtype); }
+Tensor to(const Tensor& t, Device device) { return to(t, device, t.dtype()); }
 
 Tensor clone(const Tensor& t) {
   detail::check_defined("clone", t);

@@ -24,8 +24,6 @@ Backend& backend_for(Device device) {
 #endif
 }
 
-void check_device_errors(Device device) {
-  backend_for(device).check_errors();
-}
+void check_device_errors(Device device) { backend_for(device).check_errors(); }
 
 }  // namespace nsa

@@ -27,35 +27,15 @@ Tensor pow_scalar(const Tensor& a, double exponent);
 void add_(const Tensor& dst, const Tensor& b);
 void mul_scalar_(const Tensor& dst, double value);
 
-inline Tensor operator+(const Tensor& a, const Tensor& b) {
-  return add(a, b);
-}
-inline Tensor operator-(const Tensor& a, const Tensor& b) {
-  return sub(a, b);
-}
-inline Tensor operator*(const Tensor& a, const Tensor& b) {
-  return mul(a, b);
-}
-inline Tensor operator/(const Tensor& a, const Tensor& b) {
-  return div(a, b);
-}
-inline Tensor operator-(const Tensor& a) {
-  return neg(a);
-}
-inline Tensor operator+(const Tensor& a, double s) {
-  return add_scalar(a, s);
-}
-inline Tensor operator-(const Tensor& a, double s) {
-  return add_scalar(a, -s);
-}
-inline Tensor operator*(const Tensor& a, double s) {
-  return mul_scalar(a, s);
-}
-inline Tensor operator*(double s, const Tensor& a) {
-  return mul_scalar(a, s);
-}
-inline Tensor operator/(const Tensor& a, double s) {
-  return mul_scalar(a, 1.0 / s);
-}
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, double s) { return add_scalar(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add_scalar(a, -s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul_scalar(a, s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul_scalar(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul_scalar(a, 1.0 / s); }
 
 }  // namespace nsa

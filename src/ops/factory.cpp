@@ -8,9 +8,7 @@
 
 namespace nsa {
 
-Tensor empty(const Dims& shape, DType dtype, Device device) {
-  return Tensor::empty(shape, dtype, device);
-}
+Tensor empty(const Dims& shape, DType dtype, Device device) { return Tensor::empty(shape, dtype, device); }
 
 Tensor full(const Dims& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
@@ -18,21 +16,11 @@ Tensor full(const Dims& shape, double value, DType dtype, Device device) {
   return t;
 }
 
-Tensor zeros(const Dims& shape, DType dtype, Device device) {
-  return full(shape, 0.0, dtype, device);
-}
-Tensor ones(const Dims& shape, DType dtype, Device device) {
-  return full(shape, 1.0, dtype, device);
-}
-Tensor empty_like(const Tensor& t) {
-  return empty(t.shape(), t.dtype(), t.device());
-}
-Tensor zeros_like(const Tensor& t) {
-  return zeros(t.shape(), t.dtype(), t.device());
-}
-Tensor ones_like(const Tensor& t) {
-  return ones(t.shape(), t.dtype(), t.device());
-}
+Tensor zeros(const Dims& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor ones(const Dims& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
+Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.device()); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype(), t.device()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype(), t.device()); }
 
 Tensor arange(int64_t n, DType dtype, Device device) {
   NSA_CHECK(n >= 0, "[arange] expected n >= 0, got ", n);

@@ -86,15 +86,11 @@ Tensor sum_impl(const char* op, const Tensor& t, const std::vector<int64_t>& dim
 Tensor sum(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl("sum", t, dims, keepdim, false);
 }
-Tensor sum(const Tensor& t) {
-  return sum_impl("sum", t, {}, false, false);
-}
+Tensor sum(const Tensor& t) { return sum_impl("sum", t, {}, false, false); }
 Tensor mean(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl("mean", t, dims, keepdim, true);
 }
-Tensor mean(const Tensor& t) {
-  return sum_impl("mean", t, {}, false, true);
-}
+Tensor mean(const Tensor& t) { return sum_impl("mean", t, {}, false, true); }
 
 std::pair<Tensor, Tensor> max(const Tensor& t, int64_t dim, bool keepdim) {
   detail::check_floating("max", t);

@@ -34,11 +34,7 @@ Tensor softmax_any(const Tensor& x, int64_t dim, bool log) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) {
-  return softmax_any(x, dim, false);
-}
-Tensor log_softmax(const Tensor& x, int64_t dim) {
-  return softmax_any(x, dim, true);
-}
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_any(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_any(x, dim, true); }
 
 }  // namespace nsa

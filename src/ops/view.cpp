@@ -185,9 +185,7 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
   return out;
 }
 
-Tensor detach(const Tensor& t) {
-  return t.alias();
-}
+Tensor detach(const Tensor& t) { return t.alias(); }
 
 std::vector<Tensor> split(const Tensor& t, const std::vector<int64_t>& sizes, int64_t dim) {
   detail::check_defined("split", t);

@@ -7,9 +7,7 @@
 namespace nsa {
 namespace {
 
-Tensor scalar(double v) {
-  return full({}, v, DType::f64);
-}
+Tensor scalar(double v) { return full({}, v, DType::f64); }
 
 TEST(Autograd, LeafUsedTwiceAccumulates) {
   Tensor x = scalar(3.0).set_requires_grad(true);

@@ -29,9 +29,7 @@ void check_memory_returns_to_baseline(Device d, DType dt) {
   EXPECT_EQ(memory_stats(d).allocated_bytes, baseline) << "activations or saved tensors leaked";
 }
 
-TEST(Memory, CpuStepReturnsToBaseline) {
-  check_memory_returns_to_baseline(Device::cpu(), DType::f64);
-}
+TEST(Memory, CpuStepReturnsToBaseline) { check_memory_returns_to_baseline(Device::cpu(), DType::f64); }
 
 TEST(Memory, CudaStepReturnsToBaseline) {
   NSA_REQUIRE_GPU();

@@ -42,7 +42,8 @@ TEST(CudaGraph, CapturedStepMatchesEagerAndReplays) {
       graph.replay();
       EXPECT_NEAR(item(loss), item(ref_loss), 1e-6);
       for (size_t i = 0; i < ref.size(); ++i)
-        EXPECT_LT(test::rel_error(net.params[i].grad(), ref[i]), 1e-6) << "param " << i << " replay " << replay;
+        EXPECT_LT(test::rel_error(net.params[i].grad(), ref[i]), 1e-6)
+            << "param " << i << " replay " << replay;
     }
     {
       NoGradGuard no_grad;

@@ -8,18 +8,10 @@ namespace {
 using K = InputSpec::Kind;
 using V = std::vector<Tensor>;
 
-InputSpec normal(Dims shape, bool grad = true) {
-  return {shape, K::normal, 0, grad};
-}
-InputSpec positive(Dims shape) {
-  return {shape, K::positive, 0, true};
-}
-InputSpec index(Dims shape, int64_t high) {
-  return {shape, K::index, high, false};
-}
-InputSpec targets(Dims shape, int64_t high) {
-  return {shape, K::targets, high, false};
-}
+InputSpec normal(Dims shape, bool grad = true) { return {shape, K::normal, 0, grad}; }
+InputSpec positive(Dims shape) { return {shape, K::positive, 0, true}; }
+InputSpec index(Dims shape, int64_t high) { return {shape, K::index, high, false}; }
+InputSpec targets(Dims shape, int64_t high) { return {shape, K::targets, high, false}; }
 
 void add_case(std::vector<OpCase>& out, std::string name, std::vector<InputSpec> inputs, OpFn fn,
               double bf16_tol = 1e-2, bool gradcheck = true) {

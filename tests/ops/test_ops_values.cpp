@@ -7,9 +7,7 @@
 namespace nsa {
 namespace {
 
-std::vector<double> values(const Tensor& t) {
-  return to_vector<double>(t);
-}
+std::vector<double> values(const Tensor& t) { return to_vector<double>(t); }
 
 TEST(OpValues, SoftmaxAndLogSoftmax) {
   Tensor x = from_vector<double>({0.0, std::log(2.0), 100.0, 100.0}, {2, 2});

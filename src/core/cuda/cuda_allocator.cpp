@@ -12,9 +12,9 @@
 #include <array>
 #include <atomic>
 #include <map>
-#include <set>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -39,9 +39,7 @@ size_t round_size(size_t n) {
 }
 
 // A cached block may serve a request if it wastes at most a quarter of it.
-bool fits(size_t block, size_t request) {
-  return block == request || block - request <= request / 4;
-}
+bool fits(size_t block, size_t request) { return block == request || block - request <= request / 4; }
 
 class CudaCachingAllocator final : public Allocator {
  public:
@@ -232,7 +230,7 @@ class CudaCachingAllocator final : public Allocator {
 
   int device_;
   mutable std::mutex mu_;
-  std::unordered_map<void*, Block> blocks_;                              // every block we hold
+  std::unordered_map<void*, Block> blocks_;               // every block we hold
   std::map<PoolKey, std::multimap<size_t, void*>> free_;  // per (stream, pool), by size
   std::set<int> released_pools_;
   std::vector<Pending> pending_;

@@ -32,18 +32,14 @@ void check_device(int device) {
 
 }  // namespace
 
-bool built_with_cuda() {
-  return true;
-}
+bool built_with_cuda() { return true; }
 
 int device_count() {
   static const int n = probe_device_count();
   return n;
 }
 
-bool available() {
-  return device_count() > 0;
-}
+bool available() { return device_count() > 0; }
 
 std::string device_name(int device) {
   check_device(device);
@@ -93,24 +89,16 @@ Stream create_stream() {
   return s;
 }
 
-void destroy_stream(Stream s) {
-  NSA_CUDA_CHECK(cudaStreamDestroy(static_cast<cudaStream_t>(s)));
-}
-void synchronize_stream(Stream s) {
-  NSA_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(s)));
-}
-void synchronize_device() {
-  NSA_CUDA_CHECK(cudaDeviceSynchronize());
-}
+void destroy_stream(Stream s) { NSA_CUDA_CHECK(cudaStreamDestroy(static_cast<cudaStream_t>(s))); }
+void synchronize_stream(Stream s) { NSA_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(s))); }
+void synchronize_device() { NSA_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 Event create_event(bool timing) {
   cudaEvent_t e = nullptr;
   NSA_CUDA_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
   return e;
 }
-void destroy_event(Event e) {
-  NSA_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e)));
-}
+void destroy_event(Event e) { NSA_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e))); }
 void record_event(Event e, Stream s) {
   NSA_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(e), static_cast<cudaStream_t>(s)));
 }

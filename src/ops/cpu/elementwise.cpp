@@ -8,9 +8,7 @@
 namespace nsa::cpu {
 namespace {
 
-double sigmoid_of(double x) {
-  return 1.0 / (1.0 + std::exp(-x));
-}
+double sigmoid_of(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 double unary_value(UnaryOp op, double x, double alpha) {
   switch (op) {

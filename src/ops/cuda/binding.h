@@ -13,12 +13,8 @@
 
 namespace nsa::cuda_binding {
 
-inline kernels::ScalarType scalar(DType t) {
-  return static_cast<kernels::ScalarType>(static_cast<int>(t));
-}
-inline cudaStream_t stream() {
-  return static_cast<cudaStream_t>(cuda::current_stream());
-}
+inline kernels::ScalarType scalar(DType t) { return static_cast<kernels::ScalarType>(static_cast<int>(t)); }
+inline cudaStream_t stream() { return static_cast<cudaStream_t>(cuda::current_stream()); }
 
 // Throws nsa::Error naming the op when a launcher failed.
 void check(const kernels::Status& s, const char* op);
