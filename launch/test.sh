@@ -16,3 +16,13 @@ echo "== build ($jobs jobs)"
 cmake --build "$build" -j "$jobs"
 echo "== test"
 ctest --test-dir "$build" -j "$jobs" --output-on-failure
+
+# The CPU-only configuration (-DNSA_CUDA=OFF) is supported too: build and test it whenever the main build
+# had CUDA, so that code needing a stub for CPU-only builds cannot go unnoticed. NSA_SKIP_CPU_ONLY=1 skips.
+if [ -z "${NSA_SKIP_CPU_ONLY:-}" ] && grep -q "^NSA_WITH_CUDA:INTERNAL=ON" "$build/CMakeCache.txt"; then
+  echo "== CPU-only build (${build}-cpu-only)"
+  # shellcheck disable=SC2086
+  cmake -S . -B "${build}-cpu-only" -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA=OFF ${NSA_CMAKE_ARGS:-} >/dev/null
+  cmake --build "${build}-cpu-only" -j "$jobs"
+  ctest --test-dir "${build}-cpu-only" -j "$jobs" --output-on-failure
+fi
