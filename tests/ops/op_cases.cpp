@@ -132,6 +132,13 @@ std::vector<OpCase> build() {
   add_case(
       c, "embedding_wide", {normal({257, 129}), index({1000}, 257)},
       [](const V& x) { return V{embedding(x[0], x[1])}; }, 1e-2, false);
+  add_case(c, "embedding_odd", {normal({7, 3}), index({13}, 7)}, [](const V& x) { return V{embedding(x[0], x[1])}; });
+  add_case(c, "index_select_first", {normal({9, 5}), index({4}, 9)},
+           [](const V& x) { return V{index_select(x[0], 0, x[1])}; });
+  add_case(c, "index_add_cols", {normal({3, 5, 2}), index({7}, 5), normal({3, 7, 2})},
+           [](const V& x) { return V{index_add(x[0], 1, x[1], x[2])}; });
+  add_case(c, "scatter_add_first", {normal({5, 3}), index({8, 3}, 5), normal({8, 3})},
+           [](const V& x) { return V{scatter_add(x[0], 0, x[1], x[2])}; });
   add_case(c, "index_select_mid", {normal({3, 7, 4}), index({9}, 7)},
            [](const V& x) { return V{index_select(x[0], 1, x[1])}; });
   add_case(c, "index_add_rows", {normal({6, 5}), index({9}, 6), normal({9, 5})},
