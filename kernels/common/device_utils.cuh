@@ -131,20 +131,6 @@ bool dispatch_float(ScalarType t, F&& f) {
 }
 
 template <class F>
-bool dispatch_any(ScalarType t, F&& f) {
-  switch (t) {
-    case ScalarType::i32:
-      f.template operator()<int32_t>();
-      return true;
-    case ScalarType::i64:
-      f.template operator()<int64_t>();
-      return true;
-    default:
-      return dispatch_float(t, f);
-  }
-}
-
-template <class F>
 bool dispatch_index(ScalarType t, F&& f) {
   switch (t) {
     case ScalarType::i32:
@@ -156,6 +142,12 @@ bool dispatch_index(ScalarType t, F&& f) {
     default:
       return false;
   }
+}
+
+// Integer or float types.
+template <class F>
+bool dispatch_any(ScalarType t, F&& f) {
+  return dispatch_index(t, f) || dispatch_float(t, f);
 }
 
 }  // namespace nsa::kernels

@@ -50,20 +50,6 @@ void dispatch_floating(DType dtype, const char* op, F&& f) {
 }
 
 template <class F>
-void dispatch_all(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::i32:
-      f.template operator()<int32_t>();
-      return;
-    case DType::i64:
-      f.template operator()<int64_t>();
-      return;
-    default:
-      dispatch_floating(dtype, op, f);
-  }
-}
-
-template <class F>
 void dispatch_index(DType dtype, const char* op, F&& f) {
   switch (dtype) {
     case DType::i32:
@@ -74,6 +60,16 @@ void dispatch_index(DType dtype, const char* op, F&& f) {
       return;
     default:
       NSA_FAIL("[", op, "] expected an i32 or i64 index tensor, got ", dtype_name(dtype));
+  }
+}
+
+// Integer or float types.
+template <class F>
+void dispatch_all(DType dtype, const char* op, F&& f) {
+  if (is_integral(dtype)) {
+    dispatch_index(dtype, op, f);
+  } else {
+    dispatch_floating(dtype, op, f);
   }
 }
 
