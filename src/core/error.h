@@ -14,6 +14,13 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Bad input from the user's side (a config, a shard, a checkpoint, a command line): the message is the
+// whole one-line report ("configs/x.yaml: model.n_heads: expected ..."), shown without a source location.
+class InputError : public Error {
+ public:
+  using Error::Error;
+};
+
 // Concatenates anything streamable into one string.
 template <class... Args>
 std::string str(const Args&... args) {
