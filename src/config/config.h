@@ -18,7 +18,8 @@ struct ModelConfig {
   int64_t n_layers = 4;
   int64_t n_heads = 4;
   int64_t n_kv_heads = 2;
-  int64_t head_dim = 0;  // 0: d_model / n_heads
+  int64_t head_dim = 0;    // 0: d_model / n_heads
+  int64_t v_head_dim = 0;  // 0: same as head_dim
   int64_t ffn_hidden = 384;  // dense SwiGLU hidden size
   double norm_eps = 1e-5;
   double rope_theta = 10000.0;
@@ -26,6 +27,9 @@ struct ModelConfig {
   double init_std = 0.02;  // normal init of weights; output projections scaled by 1/sqrt(2·n_layers)
 
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+  int64_t resolved_v_head_dim() const { return v_head_dim > 0 ? v_head_dim : resolved_head_dim(); }
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 // Native Sparse Attention settings (used when attention.type == "nsa"; see docs/nsa.md).
@@ -38,11 +42,15 @@ struct NsaConfig {
   int64_t slc_local_blocks = 2;  // always-selected most recent blocks
   int64_t window = 512;       // w: sliding window length
   bool separate_kv = true;    // separate K/V projections per branch (the paper) or shared
+
+  bool operator==(const NsaConfig&) const = default;
 };
 
 struct AttentionConfig {
   std::string type = "full";  // full | nsa
   NsaConfig nsa;
+
+  bool operator==(const AttentionConfig&) const = default;
 };
 
 struct MoeConfig {
@@ -55,11 +63,15 @@ struct MoeConfig {
   bool normalize_topk = true;  // renormalise the k selected router probabilities to sum to 1
 
   bool enabled() const { return n_experts > 0; }
+
+  bool operator==(const MoeConfig&) const = default;
 };
 
 struct DataConfig {
   std::string train = "data/tiny/train_*.bin";  // glob of llm.c shards
   std::string val = "data/tiny/val_*.bin";      // glob; empty: no evaluation
+
+  bool operator==(const DataConfig&) const = default;
 };
 
 struct OptimizerConfig {
@@ -70,6 +82,8 @@ struct OptimizerConfig {
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // global-norm clip; 0 disables
   std::vector<std::string> no_decay = {"norm", "bias", "embedding"};  // parameter kinds without decay
+
+  bool operator==(const OptimizerConfig&) const = default;
 };
 
 struct ScheduleConfig {
@@ -77,6 +91,8 @@ struct ScheduleConfig {
   int64_t warmup_steps = 20;
   double min_lr_ratio = 0.1;    // final lr = lr · min_lr_ratio (cosine, wsd)
   double decay_fraction = 0.2;  // wsd: the last fraction of max_steps decays linearly
+
+  bool operator==(const ScheduleConfig&) const = default;
 };
 
 struct TrainingConfig {
@@ -88,6 +104,8 @@ struct TrainingConfig {
   std::string dtype = "auto";   // compute dtype: auto (bf16 on cuda, f32 on cpu) | f32 | bf16
   int64_t eval_interval = 50;   // 0: no evaluation
   int64_t eval_batches = 4;     // micro-batches per evaluation
+
+  bool operator==(const TrainingConfig&) const = default;
 };
 
 struct CheckpointConfig {
@@ -96,16 +114,22 @@ struct CheckpointConfig {
   int64_t keep = 2;        // the newest `keep` checkpoints are kept
   std::string resume = "never";  // never | auto (the newest in dir, if any)
   std::string dtype = "f32";     // parameter storage: f32 | bf16
+
+  bool operator==(const CheckpointConfig&) const = default;
 };
 
 struct ParallelConfig {
   int64_t tensor_parallel_size = 1;
+
+  bool operator==(const ParallelConfig&) const = default;
 };
 
 struct LoggingConfig {
   std::string dir = "runs/tiny";  // run directory: metrics.jsonl, the resolved config
   int64_t interval = 10;          // steps between log lines
   std::string progress = "auto";  // auto (when stdout is a terminal) | on | off
+
+  bool operator==(const LoggingConfig&) const = default;
 };
 
 struct Config {
@@ -121,6 +145,8 @@ struct Config {
   ParallelConfig parallel;
   LoggingConfig logging;
   std::string source;  // the file it was read from ("" for defaults), for messages
+
+  bool operator==(const Config&) const = default;  // compares `source` too
 };
 
 // Reads `path`, applies `overrides` ("key.path=value", in order), checks every key and value.
@@ -134,5 +160,16 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
 std::string to_yaml(const Config& config);
 // Every valid dotted key (for docs and tests).
 std::vector<std::string> config_keys();
+
+// One row of the schema, as text (docs/config.md lists the same rows; a test keeps them in step).
+struct ConfigKeyInfo {
+  std::string key;            // "model.d_model"
+  std::string type;           // "int", "float", "bool", "string", "enum", "list"
+  std::string allowed;        // enum / list values, "full, nsa"; empty for the other types
+  std::string constraint;     // the check on the value alone, "> 0", "in [0, 1)"; empty when none
+  std::string default_value;  // the default as to_yaml writes it
+  std::string doc;            // one line
+};
+std::vector<ConfigKeyInfo> config_key_info();
 
 }  // namespace nsa
