@@ -26,6 +26,14 @@ struct GemmArgs {
   double alpha = 1.0, beta = 0.0;
 };
 
+// Block geometry of Native Sparse Attention (ops/nsa.h, docs/nsa.md): compression blocks of cmp_block
+// tokens every cmp_stride tokens (block i: [i·stride, i·stride + cmp_block)), selection blocks of
+// slc_block tokens (block j: [j·slc_block, (j+1)·slc_block)), top_n selected per query and KV head of
+// which init_blocks leading and local_blocks most recent ones are forced.
+struct NsaBlocks {
+  int64_t cmp_block = 0, cmp_stride = 0, slc_block = 0, top_n = 0, init_blocks = 0, local_blocks = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -96,6 +104,44 @@ class Backend {
                            int64_t n, int64_t inner) = 0;
 
   virtual void gemm(const GemmArgs& args) = 0;
+
+  // Causal attention with grouped KV heads (ops/attention.h). Contiguous q [B, T, Hq, Dk], k [B, T, Hkv, Dk],
+  // v [B, T, Hkv, Dv], out [B, T, Hq, Dv]; query head h reads KV head h / (Hq / Hkv); query t sees keys s
+  // with t - window < s <= t (window 0: all s <= t). lse [B, Hq, T] (f32, or f64 for f64) receives the
+  // log-sum-exp of each row's scaled scores, so the backward can rebuild the probabilities.
+  virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, double scale, int64_t window) = 0;
+  // dq, dk, dv (contiguous, shapes of q, k, v) are overwritten; dout contiguous [B, T, Hq, Dv].
+  virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                                  const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& lse, double scale, int64_t window) = 0;
+
+  // Native Sparse Attention (ops/nsa.h, docs/nsa.md). All tensors contiguous, [B, T, H, D] layouts, query
+  // head h reads KV head h / (Hq / Hkv); lse [B, Hq, T] (f32, or f64 for f64), −inf for a row that sees
+  // no key (its out row is 0). Backward outputs are overwritten.
+  //
+  // Compressed attention: q [B, T, Hq, Dk], kc [B, Nc, Hkv, Dk], vc [B, Nc, Hkv, Dv], out [B, T, Hq, Dv];
+  // query t sees compressed block i iff i·cmp_stride + cmp_block − 1 <= t.
+  virtual void nsa_cmp_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& kc,
+                                 const Tensor& vc, const NsaBlocks& blocks, double scale) = 0;
+  virtual void nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc, const Tensor& dvc,
+                                          const Tensor& dout, const Tensor& q, const Tensor& kc,
+                                          const Tensor& vc, const Tensor& out, const Tensor& lse,
+                                          const NsaBlocks& blocks, double scale) = 0;
+  // Block selection: indices i32 [B, T, Hkv, top_n] from p_cmp = exp(scale·q·kc − lse) (lse of
+  // nsa_cmp_attention): group-summed overlap-weighted importance, forced blocks, top-n among the visible
+  // blocks (j·slc_block <= t), ties to the lower index; ascending, −1 for unused slots.
+  virtual void nsa_select(const Tensor& indices, const Tensor& q, const Tensor& kc, const Tensor& lse,
+                          const NsaBlocks& blocks, double scale) = 0;
+  // Selected attention: q [B, T, Hq, Dk], k [B, T, Hkv, Dk], v [B, T, Hkv, Dv], indices [B, T, Hkv, n]
+  // (i32/i64, distinct, −1 = empty); query t attends to the tokens s <= t of its KV head's blocks.
+  virtual void nsa_slc_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& indices, const NsaBlocks& blocks,
+                                 double scale) = 0;
+  virtual void nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                                          const Tensor& dout, const Tensor& q, const Tensor& k,
+                                          const Tensor& v, const Tensor& indices, const Tensor& out,
+                                          const Tensor& lse, const NsaBlocks& blocks, double scale) = 0;
 
   // Throws if a kernel flagged bad input since the last call (an index or target out of range). Waits for
   // the device: call it at sync points (logging, the end of a test), never inside a step.

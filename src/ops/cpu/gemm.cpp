@@ -1,12 +1,15 @@
-// CPU reference GEMM: double accumulation, loop order chosen so the innermost loop walks contiguous memory.
+// CPU GEMM: f32 and bf16 go to the packed, multi-threaded kernels (gemm_packed.h); f64 (gradient checks)
+// and empty shapes take the reference loop: double accumulation, loop order chosen so the innermost loop
+// walks contiguous memory. The reference is also the fast kernels' test oracle (tests/ops/test_cpu_gemm.cpp).
 #include <vector>
 
 #include "ops/cpu/cpu_backend.h"
+#include "ops/cpu/gemm_packed.h"
 #include "ops/cpu/loops.h"
 
 namespace nsa::cpu {
 
-void CpuBackend::gemm(const GemmArgs& g) {
+void gemm_reference(const GemmArgs& g) {
   dispatch_floating(g.out.dtype(), "matmul", [&]<class T>() {
     const T* a = static_cast<const T*>(g.a.data_ptr());
     const T* b = static_cast<const T*>(g.b.data_ptr());
@@ -41,6 +44,15 @@ void CpuBackend::gemm(const GemmArgs& g) {
       }
     }
   });
+}
+
+void CpuBackend::gemm(const GemmArgs& g) {
+  const bool empty = g.batch <= 0 || g.m <= 0 || g.n <= 0 || g.k <= 0;
+  if (g.out.dtype() == DType::f64 || empty) {
+    gemm_reference(g);
+  } else {
+    gemm_packed(g, best_gemm_kernel());
+  }
 }
 
 }  // namespace nsa::cpu

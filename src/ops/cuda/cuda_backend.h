@@ -43,6 +43,25 @@ class CudaBackend final : public Backend {
   void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
                    int64_t inner) override;
   void gemm(const GemmArgs& args) override;
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                         const Tensor& v, double scale, int64_t window) override;
+  void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                          const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                          const Tensor& lse, double scale, int64_t window) override;
+  void nsa_cmp_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& kc,
+                         const Tensor& vc, const NsaBlocks& blocks, double scale) override;
+  void nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc, const Tensor& dvc, const Tensor& dout,
+                                  const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& out,
+                                  const Tensor& lse, const NsaBlocks& blocks, double scale) override;
+  void nsa_select(const Tensor& indices, const Tensor& q, const Tensor& kc, const Tensor& lse,
+                  const NsaBlocks& blocks, double scale) override;
+  void nsa_slc_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                         const Tensor& v, const Tensor& indices, const NsaBlocks& blocks,
+                         double scale) override;
+  void nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                                  const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& indices,
+                                  const Tensor& out, const Tensor& lse, const NsaBlocks& blocks,
+                                  double scale) override;
   void check_errors() override;
 };
 

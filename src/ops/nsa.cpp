@@ -1,0 +1,240 @@
+// Front ends of Native Sparse Attention (ops/nsa.h, docs/nsa.md): checks, output allocation, autograd,
+// and the composition of the three branches. The attention branches save only their log-sum-exp; the
+// backward primitives rebuild the probabilities from q, k and lse (as ops/attention does).
+#include "ops/nsa.h"
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/node.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/backend.h"
+#include "ops/checks.h"
+#include "ops/copy.h"
+#include "ops/elementwise.h"
+#include "ops/factory.h"
+#include "ops/indexing.h"
+#include "ops/matmul.h"
+#include "ops/view.h"
+
+namespace nsa {
+namespace {
+
+// The block geometry of `cfg`, checked. Eq. 9 counts overlaps in d-token segments, so l and l' must be
+// multiples of d; the forced blocks must fit in the n selected ones.
+NsaBlocks blocks_of(const char* op, const NsaConfig& cfg) {
+  NSA_CHECK(cfg.cmp_block > 0 && cfg.cmp_stride > 0 && cfg.cmp_stride <= cfg.cmp_block, "[", op,
+            "] expected 0 < cmp_stride (", cfg.cmp_stride, ") <= cmp_block (", cfg.cmp_block, ")");
+  NSA_CHECK(cfg.cmp_block % cfg.cmp_stride == 0 && cfg.slc_block > 0 && cfg.slc_block % cfg.cmp_stride == 0,
+            "[", op, "] expected cmp_block (", cfg.cmp_block, ") and slc_block (", cfg.slc_block,
+            ") to be positive multiples of cmp_stride (", cfg.cmp_stride, ")");
+  NSA_CHECK(cfg.slc_init_blocks >= 0 && cfg.slc_local_blocks >= 0 &&
+                cfg.slc_init_blocks + cfg.slc_local_blocks <= cfg.slc_top_n && cfg.slc_top_n >= 1,
+            "[", op, "] expected slc_top_n (", cfg.slc_top_n, ") >= 1 and >= slc_init_blocks (",
+            cfg.slc_init_blocks, ") + slc_local_blocks (", cfg.slc_local_blocks, "), both >= 0");
+  return {.cmp_block = cfg.cmp_block,
+          .cmp_stride = cfg.cmp_stride,
+          .slc_block = cfg.slc_block,
+          .top_n = cfg.slc_top_n,
+          .init_blocks = cfg.slc_init_blocks,
+          .local_blocks = cfg.slc_local_blocks};
+}
+
+double resolve_scale(const char* op, double scale, int64_t dim_k) {
+  NSA_CHECK(std::isfinite(scale), "[", op, "] expected a finite scale, got ", scale);
+  return scale == 0.0 ? 1.0 / std::sqrt(static_cast<double>(dim_k)) : scale;
+}
+
+void check_floating_same(const char* op, const Tensor& ref,
+                         std::initializer_list<std::pair<const Tensor*, const char*>> ts) {
+  for (const auto& [t, what] : ts) {
+    detail::check_floating(op, *t, what);
+    detail::check_same_device(op, ref, *t);
+    detail::check_same_dtype(op, ref, *t);
+  }
+}
+
+// q [B, T, Hq, Dk] against keys/values [B, S, Hkv, Dk] / [B, S, Hkv, Dv], S = `keys`.
+void check_attention_shapes(const char* op, const Tensor& q, const Tensor& k, const Tensor& v, int64_t keys) {
+  NSA_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "[", op,
+            "] expected q [B, T, Hq, Dk], k [B, S, Hkv, Dk], v [B, S, Hkv, Dv], got ", q.desc(), ", ",
+            k.desc(), ", ", v.desc());
+  const int64_t batch = q.size(0), heads_q = q.size(2), dim_k = q.size(3), heads_kv = k.size(2);
+  NSA_CHECK(k.size(0) == batch && k.size(1) == keys && k.size(3) == dim_k, "[", op, "] expected k of shape [",
+            batch, ", ", keys, ", Hkv, ", dim_k, "] for q ", q.desc(), ", got ", k.desc());
+  NSA_CHECK(v.size(0) == batch && v.size(1) == keys && v.size(2) == heads_kv, "[", op,
+            "] expected v of shape [", batch, ", ", keys, ", ", heads_kv, ", Dv] to match k ", k.desc(),
+            ", got ", v.desc());
+  NSA_CHECK(heads_kv > 0 && heads_q % heads_kv == 0, "[", op, "] expected the query heads (", heads_q,
+            ") to be a multiple of the KV heads (", heads_kv, ")");
+  NSA_CHECK(dim_k > 0, "[", op, "] expected a key head dim > 0, got q ", q.desc());
+}
+
+Tensor new_lse(const Tensor& q) {
+  return Tensor::empty({q.size(0), q.size(2), q.size(1)}, q.dtype() == DType::f64 ? DType::f64 : DType::f32,
+                       q.device());
+}
+
+}  // namespace
+
+int64_t nsa_num_cmp_blocks(int64_t seq, const NsaConfig& cfg) {
+  blocks_of("nsa_num_cmp_blocks", cfg);
+  return seq >= cfg.cmp_block ? (seq - cfg.cmp_block) / cfg.cmp_stride + 1 : 0;
+}
+
+int64_t nsa_num_slc_blocks(int64_t seq, const NsaConfig& cfg) {
+  blocks_of("nsa_num_slc_blocks", cfg);
+  return (seq + cfg.slc_block - 1) / cfg.slc_block;
+}
+
+Tensor nsa_compress(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
+                    const NsaConfig& cfg) {
+  const char* op = "nsa_compress";
+  detail::check_floating(op, x, "x");
+  check_floating_same(op, x, {{&pos_emb, "pos_emb"}, {&w1, "w1"}, {&w2, "w2"}});
+  NSA_CHECK(x.dim() == 4, "[", op, "] expected x [B, T, Hkv, D], got ", x.desc());
+  const int64_t batch = x.size(0), seq = x.size(1), heads = x.size(2), dim = x.size(3);
+  const int64_t block = cfg.cmp_block, n_cmp = nsa_num_cmp_blocks(seq, cfg);
+  NSA_CHECK(pos_emb.dim() == 2 && pos_emb.size(0) == block && pos_emb.size(1) == dim, "[", op,
+            "] expected pos_emb of shape [", block, ", ", dim, "] (cmp_block, D), got ", pos_emb.desc());
+  NSA_CHECK(w1.dim() == 2 && w1.size(1) == block * dim, "[", op, "] expected w1 of shape [hidden, ",
+            block * dim, "] (cmp_block·D), got ", w1.desc());
+  NSA_CHECK(w2.dim() == 2 && w2.size(1) == w1.size(0), "[", op, "] expected w2 of shape [Dout, ", w1.size(0),
+            "] (hidden of w1 ", w1.desc(), "), got ", w2.desc());
+  // Too short for one complete block: nothing to compress (and no gradient reaches the weights).
+  if (n_cmp == 0 || batch == 0 || heads == 0)
+    return zeros({batch, n_cmp, heads, w2.size(0)}, x.dtype(), x.device());
+
+  // Token i·d + j of block i, offset j: gathering them gives the (overlapping) blocks side by side.
+  std::vector<int64_t> tokens(static_cast<size_t>(n_cmp * block));
+  for (int64_t i = 0; i < n_cmp; ++i)
+    for (int64_t j = 0; j < block; ++j) tokens[i * block + j] = i * cfg.cmp_stride + j;
+  const Tensor index = from_vector<int64_t>(tokens, {n_cmp * block}, DType::i64, x.device());
+  Tensor blocks = reshape(index_select(x, 1, index), {batch, n_cmp, block, heads, dim});
+  blocks = add(blocks, reshape(pos_emb, {block, 1, dim}));  // intra-block position, the same for all heads
+  blocks = reshape(permute(blocks, {0, 1, 3, 2, 4}), {batch, n_cmp, heads, block * dim});
+  return linear(silu(linear(blocks, w1)), w2);
+}
+
+NsaCmpResult nsa_compressed_attention(const Tensor& q, const Tensor& kc, const Tensor& vc,
+                                      const NsaConfig& cfg, double scale) {
+  const char* op = "nsa_compressed_attention";
+  detail::check_floating(op, q, "q");
+  check_floating_same(op, q, {{&kc, "kc"}, {&vc, "vc"}});
+  const NsaBlocks nb = blocks_of(op, cfg);
+  NSA_CHECK(q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", q.desc());
+  check_attention_shapes(op, q, kc, vc, nsa_num_cmp_blocks(q.size(1), cfg));
+  scale = resolve_scale(op, scale, q.size(3));
+
+  const Tensor qc = contiguous(q), kcc = contiguous(kc), vcc = contiguous(vc);
+  Tensor out = Tensor::empty({q.size(0), q.size(1), q.size(2), vc.size(3)}, q.dtype(), q.device());
+  Tensor lse = new_lse(q);
+  const bool work = lse.numel() > 0;
+  if (work) backend_for(q.device()).nsa_cmp_attention(out, lse, qc, kcc, vcc, nb, scale);
+  autograd::record(op, {qc, kcc, vcc}, out,
+                   [qs = qc.alias(), ks = kcc.alias(), vs = vcc.alias(), os = out.alias(), lse, nb, scale,
+                    work](std::span<const Tensor> g) {
+                     // The backward overwrites every element; without rows there is nothing to write.
+                     auto grad_like = [work](const Tensor& t) {
+                       return work ? Tensor::empty(t.shape(), t.dtype(), t.device())
+                                   : zeros(t.shape(), t.dtype(), t.device());
+                     };
+                     Tensor dq = grad_like(qs), dk = grad_like(ks), dv = grad_like(vs);
+                     if (work)
+                       backend_for(qs.device())
+                           .nsa_cmp_attention_backward(dq, dk, dv, contiguous(g[0]), qs, ks, vs, os, lse, nb,
+                                                       scale);
+                     return std::vector<Tensor>{dq, dk, dv};
+                   });
+  return {out, lse};
+}
+
+Tensor nsa_select_blocks(const Tensor& q, const Tensor& kc, const Tensor& lse, const NsaConfig& cfg,
+                         double scale) {
+  const char* op = "nsa_select_blocks";
+  detail::check_floating(op, q, "q");
+  check_floating_same(op, q, {{&kc, "kc"}});
+  detail::check_floating(op, lse, "lse");
+  detail::check_same_device(op, q, lse);
+  const NsaBlocks nb = blocks_of(op, cfg);
+  NSA_CHECK(q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", q.desc());
+  check_attention_shapes(op, q, kc, kc, nsa_num_cmp_blocks(q.size(1), cfg));
+  const DType lse_dtype = q.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  NSA_CHECK(lse.dtype() == lse_dtype && lse.dim() == 3 && lse.size(0) == q.size(0) &&
+                lse.size(1) == q.size(2) && lse.size(2) == q.size(1),
+            "[", op, "] expected lse ", dtype_name(lse_dtype), "[", q.size(0), ", ", q.size(2), ", ",
+            q.size(1), "] (from nsa_compressed_attention), got ", lse.desc());
+  scale = resolve_scale(op, scale, q.size(3));
+  Tensor indices = Tensor::empty({q.size(0), q.size(1), kc.size(2), nb.top_n}, DType::i32, q.device());
+  if (indices.numel() > 0)
+    backend_for(q.device()).nsa_select(indices, contiguous(q), contiguous(kc), contiguous(lse), nb, scale);
+  return indices;
+}
+
+Tensor nsa_selected_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& indices,
+                              const NsaConfig& cfg, double scale) {
+  const char* op = "nsa_selected_attention";
+  detail::check_floating(op, q, "q");
+  check_floating_same(op, q, {{&k, "k"}, {&v, "v"}});
+  detail::check_index(op, indices, "indices");
+  detail::check_same_device(op, q, indices);
+  const NsaBlocks nb = blocks_of(op, cfg);
+  NSA_CHECK(q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", q.desc());
+  check_attention_shapes(op, q, k, v, q.size(1));
+  NSA_CHECK(indices.dim() == 4 && indices.size(0) == q.size(0) && indices.size(1) == q.size(1) &&
+                indices.size(2) == k.size(2),
+            "[", op, "] expected indices [", q.size(0), ", ", q.size(1), ", ", k.size(2), ", n], got ",
+            indices.desc());
+  scale = resolve_scale(op, scale, q.size(3));
+
+  const Tensor qc = contiguous(q), kc = contiguous(k), vc = contiguous(v), ic = contiguous(indices);
+  Tensor out = Tensor::empty({q.size(0), q.size(1), q.size(2), v.size(3)}, q.dtype(), q.device());
+  Tensor lse = new_lse(q);
+  const bool work = lse.numel() > 0;
+  if (work) backend_for(q.device()).nsa_slc_attention(out, lse, qc, kc, vc, ic, nb, scale);
+  autograd::record(op, {qc, kc, vc}, out,
+                   [qs = qc.alias(), ks = kc.alias(), vs = vc.alias(), os = out.alias(), ic, lse, nb, scale,
+                    work](std::span<const Tensor> g) {
+                     // The backward overwrites every element; without rows there is nothing to write.
+                     auto grad_like = [work](const Tensor& t) {
+                       return work ? Tensor::empty(t.shape(), t.dtype(), t.device())
+                                   : zeros(t.shape(), t.dtype(), t.device());
+                     };
+                     Tensor dq = grad_like(qs), dk = grad_like(ks), dv = grad_like(vs);
+                     if (work)
+                       backend_for(qs.device())
+                           .nsa_slc_attention_backward(dq, dk, dv, contiguous(g[0]), qs, ks, vs, ic, os, lse,
+                                                       nb, scale);
+                     return std::vector<Tensor>{dq, dk, dv};
+                   });
+  return out;
+}
+
+Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double scale) {
+  const char* op = "nsa_attention";
+  detail::check_floating(op, in.q, "q");
+  detail::check_floating(op, in.gate_logits, "gate_logits");
+  blocks_of(op, cfg);
+  NSA_CHECK(in.q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", in.q.desc());
+  const Tensor& g = in.gate_logits;
+  NSA_CHECK(g.dim() == 4 && g.size(0) == in.q.size(0) && g.size(1) == in.q.size(1) &&
+                g.size(2) == in.q.size(2) && g.size(3) == 3,
+            "[", op, "] expected gate_logits of shape [", in.q.size(0), ", ", in.q.size(1), ", ",
+            in.q.size(2), ", 3] (cmp, slc, win), got ", g.desc());
+  NSA_CHECK(cfg.window >= 0, "[", op, "] expected window >= 0 (0: unlimited), got ", cfg.window);
+  scale = resolve_scale(op, scale, in.q.size(3));
+
+  const Tensor kc = nsa_compress(in.k_cmp, in.cmp_pos_k, in.cmp_w1_k, in.cmp_w2_k, cfg);
+  const Tensor vc = nsa_compress(in.v_cmp, in.cmp_pos_v, in.cmp_w1_v, in.cmp_w2_v, cfg);
+  const NsaCmpResult cmp = nsa_compressed_attention(in.q, kc, vc, cfg, scale);
+  const Tensor indices =
+      in.slc_indices.defined() ? in.slc_indices : nsa_select_blocks(in.q, kc, cmp.lse, cfg, scale);
+  const Tensor o_slc = nsa_selected_attention(in.q, in.k_slc, in.v_slc, indices, cfg, scale);
+  const Tensor o_win = attention(in.q, in.k_win, in.v_win, scale, cfg.window);
+  const Tensor gates = sigmoid(g);  // [B, T, Hq, 3], broadcast over Dv below
+  return add(add(mul(narrow(gates, 3, 0, 1), cmp.out), mul(narrow(gates, 3, 1, 1), o_slc)),
+             mul(narrow(gates, 3, 2, 1), o_win));
+}
+
+}  // namespace nsa
