@@ -42,6 +42,7 @@ struct NsaConfig {
   int64_t slc_local_blocks = 2;  // always-selected most recent blocks
   int64_t window = 512;       // w: sliding window length
   bool separate_kv = true;    // separate K/V projections per branch (the paper) or shared
+  int64_t cmp_hidden = 0;     // hidden width of the compression MLP φ; 0: the head dim
 
   bool operator==(const NsaConfig&) const = default;
 };

@@ -47,6 +47,7 @@ const std::vector<KeySpec>& schema() {
       KEY(attention.nsa.window, "w: tokens in the sliding-window branch", positive),
       KEY(attention.nsa.separate_kv,
           "each branch has its own key/value projections (the paper); false: shared"),
+      KEY(attention.nsa.cmp_hidden, "hidden width of the compression MLP φ; 0: the head dim", non_negative),
 
       KEY(moe.n_experts, "routed experts per MoE layer; 0: a dense MLP in every layer", non_negative),
       KEY(moe.top_k, "routed experts each token goes to", positive),

@@ -381,7 +381,7 @@ TEST(ConfigShipped, Values) {
   EXPECT_EQ(tiny.model.vocab_size, 512);
   EXPECT_EQ(tiny.model.ffn_hidden, 384);
   EXPECT_EQ(tiny.training.seq_len, 256);
-  EXPECT_EQ(tiny.training.device, "cpu");
+  EXPECT_EQ(tiny.training.device, "auto");  // the GPU when present (README command 1)
   EXPECT_EQ(tiny.optimizer.lr, 3e-3);
   EXPECT_EQ(tiny.checkpoint.dir, "runs/tiny/checkpoints");
 
