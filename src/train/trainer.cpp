@@ -78,11 +78,6 @@ Trainer::Trainer(Config config, TrainOptions options)
             "parallel.tensor_parallel_size > 1 needs the distributed trainer (not in this build yet)");
   accum_steps_ = tc.global_batch_size / tc.micro_batch_size;  // validated divisible (one process)
 
-  make_dir(config_.logging.dir, "logging.dir");
-  if (config_.checkpoint.interval > 0 || config_.checkpoint.resume == "auto" || options_.resume) {
-    make_dir(config_.checkpoint.dir, "checkpoint.dir");
-  }
-
   // Data first: a bad shard should fail before minutes of model init.
   train_data_ = std::make_unique<TokenDataset>(
       TokenDataset::open(config_.data.train, config_.model.vocab_size, "data.train"));
@@ -93,6 +88,12 @@ Trainer::Trainer(Config config, TrainOptions options)
         TokenDataset::open(config_.data.val, config_.model.vocab_size, "data.val"));
     val_sampler_ = std::make_unique<BatchSampler>(*val_data_, tc.seq_len, tc.micro_batch_size, config_.seed, 0,
                                                   1, /*shuffle=*/false);
+  }
+
+  // Directories only once the data is known to be good, so a bad glob leaves nothing behind.
+  make_dir(config_.logging.dir, "logging.dir");
+  if (config_.checkpoint.interval > 0 || config_.checkpoint.resume == "auto" || options_.resume) {
+    make_dir(config_.checkpoint.dir, "checkpoint.dir");
   }
 
   nn::InitContext ctx{device_, DType::f32, &init_gen_, config_.model.init_std};
