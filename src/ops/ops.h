@@ -18,4 +18,5 @@
 #include "ops/rope.h"
 #include "ops/softmax.h"
 #include "ops/topk.h"
+#include "ops/varlen.h"
 #include "ops/view.h"
