@@ -10,6 +10,7 @@
 #include <numeric>
 #include <vector>
 
+#include "ops/cpu/attention_math.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/loops.h"
 
@@ -30,33 +31,6 @@ Shape shape_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return {q.size(0), q.size(1), q.size(2), k.size(2), k.size(1), q.size(3), v.size(3)};
 }
 
-template <class T>
-std::vector<double> to_doubles(const Tensor& t) {
-  const T* p = static_cast<const T*>(t.data_ptr());
-  std::vector<double> d(static_cast<size_t>(t.numel()));
-  for (size_t i = 0; i < d.size(); ++i) d[i] = to_f64(p[i]);
-  return d;
-}
-
-template <class T>
-void store(const Tensor& t, const std::vector<double>& d) {
-  T* p = static_cast<T*>(t.data_ptr());
-  for (size_t i = 0; i < d.size(); ++i) p[i] = from_f64<T>(d[i]);
-}
-
-double dot(const double* a, const double* b, int64_t n) {
-  double acc = 0;
-  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
-  return acc;
-}
-
-void axpy(double* acc, double alpha, const double* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) acc[i] += alpha * x[i];
-}
-
-double read_lse(const Tensor& lse, int64_t i) {
-  return lse.dtype() == DType::f64 ? lse.data<double>()[i] : static_cast<double>(lse.data<float>()[i]);
-}
 
 void write_lse(const Tensor& lse, int64_t i, double value) {
   if (lse.dtype() == DType::f64) {
