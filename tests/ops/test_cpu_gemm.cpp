@@ -28,7 +28,7 @@ using cpu::GemmKernel;
 struct Shape {
   int64_t batch, m, n, k;
   bool trans_a, trans_b;
-  int64_t pad = 0;                      // added to every leading dimension
+  int64_t pad = 0;  // added to every leading dimension
   bool broadcast_a = false, broadcast_b = false;
   double alpha = 1.0, beta = 0.0;
 };
@@ -160,6 +160,9 @@ const std::vector<Shape>& shapes() {
         v.push_back({2, 25, 50, 300, ta, tb, 0, false, false, 1.0, 1.0});
       }
     }
+    // Row-major B with rows >= 4 KiB apart and many rows of A: packed rather than read in place.
+    v.push_back({1, 600, 40, 30, false, false, 1000});
+    v.push_back({2, 300, 20, 30, true, false, 1100, false, true, 1.0, 0.5});
     v.push_back({1, 2048, 128, 384, false, false});  // training shapes: forward, dX, dW
     v.push_back({1, 2048, 128, 384, false, true});
     v.push_back({1, 128, 384, 2048, true, false});
@@ -176,8 +179,8 @@ TEST(CpuGemm, MatchesReferenceEveryKernel) {
 
 TEST(CpuGemm, Bf16MatchesReference) {
   // bf16 inputs are exact in f32; the output's final rounding (2⁻⁹ relative) dominates.
-  for (const Shape& s : {Shape{1, 33, 65, 17, false, true, 2}, Shape{2, 40, 24, 300, true, false, 0, false,
-                                                                      true, 0.5, 2.0}}) {
+  for (const Shape& s :
+       {Shape{1, 33, 65, 17, false, true, 2}, Shape{2, 40, 24, 300, true, false, 0, false, true, 0.5, 2.0}}) {
     SCOPED_TRACE(describe(s));
     Problem p = make_problem(s, 99u);
     p.args.a = to(p.args.a, DType::bf16);

@@ -1,5 +1,7 @@
-// The CPU reference backend: every Backend primitive as plain loops, accumulating in double. Its
-// definitions are spread over ops/cpu/*.cpp, one file per op family.
+// The CPU reference backend: every Backend primitive as plain loops, accumulating in double (except the
+// f32/bf16 GEMM, which accumulates in f32: ops/cpu/gemm_packed.h), hot loops split over the thread pool
+// (ops/cpu/parallel.h) without changing any result's bits. Its definitions are spread over ops/cpu/*.cpp,
+// one file per op family.
 #pragma once
 
 #include "ops/backend.h"

@@ -1,11 +1,13 @@
-// Packed, register-tiled f32 GEMM (see gemm_packed.h for the numerics).
+// Register-tiled f32 GEMM (see gemm_packed.h for the numerics).
 //
-// Layout of the work: B (per batch entry) is packed once per call into panels of NR columns, each panel k
-// rows of NR contiguous floats, zero beyond n. The output is cut into tasks of mc × nc elements (whole
-// micro-tiles), spread over the pool; a task walks k in blocks of kc, and for each block the NR-wide
-// panels (outer: the B panel stays in L1) and the MR-row panels of A (inner: read in place, from L2).
-// A micro-kernel holds an MR × NR tile of sums in vector registers. Partial sums between k blocks live in
-// a per-thread scratch tile (an f32 store and reload, so the sum order is unchanged).
+// Layout of the work: the output is cut into tasks of mc × nc elements (whole micro-tiles), spread over the
+// pool; a task walks k in blocks of kc, and for each block the NR-wide column panels of B (outer: a panel
+// stays in L1) and the MR-row panels of A (inner: from L2). A micro-kernel holds an MR × NR tile of sums
+// in vector registers, broadcasting one element of A against NR/W vectors of B per step of k. Partial
+// sums between k blocks live in a per-thread scratch tile (an f32 store and reload: the order of the sum
+// is unchanged). A is read in place (row- or column-major); a row-major B is read in place too unless its
+// rows are far apart, otherwise (and always when transposed) it is packed once per call into panels of
+// k rows × NR floats. Ragged last panels (m % MR, n % NR) are packed per task with zero padding.
 //
 // Instruction sets: the same templates are inlined (always_inline) into one function per target
 // (portable SSE2 / avx2+fma / avx512), chosen at run time from __builtin_cpu_supports, so the library still
@@ -49,7 +51,8 @@ class AlignedFloats {
   int64_t capacity_ = 0;
 };
 
-// W floats as one GCC vector (an alias template would silently drop the attribute; a member typedef keeps it).
+// W floats as one GCC vector (an alias template would silently drop the attribute; a member typedef keeps
+// it).
 template <int W>
 struct VecOf {
   typedef float type __attribute__((vector_size(W * sizeof(float))));
@@ -116,8 +119,8 @@ void pack_b_panel(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t 
 
 // out = alpha·sum + beta·out in double, rounded once (beta == 0: out is not read). Not inlined into the
 // vector kernels: compiled for the base instruction set, it never fuses, whichever kernel calls it.
-[[gnu::noinline]] void write_tile(const Plan& plan, float* c, const float* tile, int64_t tile_ld, int64_t rows,
-                                  int64_t cols) {
+[[gnu::noinline]] void write_tile(const Plan& plan, float* c, const float* tile, int64_t tile_ld,
+                                  int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < cols; ++j) {
       float* dst = c + r * plan.ldc + j;
@@ -129,12 +132,13 @@ void pack_b_panel(const float* b, int64_t ldb, bool trans_b, int64_t k, int64_t 
 }
 
 // One MR × NR tile over kc values of k. a: the tile's first element of A (stride lda between rows when
-// kARowMajor, else between k steps); b: kc rows of NR floats, ldb apart. sums_in: partial sums to continue from
-// (null: start from 0); sums_out: where partial sums go (null: this is the last k block, write c).
+// kARowMajor, else between k steps); b: kc rows of NR floats, ldb apart. sums_in: partial sums to continue
+// from (null: start from 0); sums_out: where partial sums go (null: this is the last k block, write c).
 template <class T, bool kARowMajor>
 [[gnu::always_inline]] inline void micro_tile(const Plan& plan, int64_t kc, const float* a, int64_t lda,
-                                              const float* b, int64_t ldb, const float* sums_in, float* sums_out,
-                                              int64_t sums_ld, float* c, int64_t rows, int64_t cols) {
+                                              const float* b, int64_t ldb, const float* sums_in,
+                                              float* sums_out, int64_t sums_ld, float* c, int64_t rows,
+                                              int64_t cols) {
   using V = Vec<T::W>;
   constexpr int MR = T::MR, NV = T::NV, W = T::W, NR = T::NR;
   V acc[MR][NV];
@@ -203,7 +207,8 @@ template <class T>
     const int64_t i0 = mb * plan.mc, i1 = std::min(plan.m, i0 + plan.mc);
     const int64_t j0 = nb * plan.nc, j1 = std::min(plan.n, j0 + plan.nc);
     const float* a = plan.a + bt * plan.stride_a;
-    const float* b = plan.b_in_place ? plan.b + bt * plan.stride_b : plan.b_packed + bt * plan.b_packed_stride;
+    const float* b =
+        plan.b_in_place ? plan.b + bt * plan.stride_b : plan.b_packed + bt * plan.b_packed_stride;
     float* c = plan.c + bt * plan.stride_c;
     const float* b_edge = nullptr;  // in-place B: its ragged last panel, packed
     if (plan.b_in_place && j1 > n_full) {
@@ -218,9 +223,7 @@ template <class T>
       for (int64_t p = 0; p < plan.k; ++p) {
         for (int64_t r = 0; r < MR; ++r) {
           const int64_t i = m_full + r;
-          e[p * MR + r] = i >= plan.m          ? 0.0f
-                          : plan.a_row_major ? a[i * plan.lda + p]
-                                             : a[p * plan.lda + i];
+          e[p * MR + r] = i >= plan.m ? 0.0f : plan.a_row_major ? a[i * plan.lda + p] : a[p * plan.lda + i];
         }
       }
       edge = e;
@@ -241,14 +244,14 @@ template <class T>
           float* sums_out = last ? nullptr : sums;
           float* cij = c + i * plan.ldc + j;
           if (i >= m_full) {
-            micro_tile<T, false>(plan, kc, edge + k0 * MR, MR, panel, ldb, sums_in, sums_out, plan.nc, cij, rows,
-                                 cols);
+            micro_tile<T, false>(plan, kc, edge + k0 * MR, MR, panel, ldb, sums_in, sums_out, plan.nc, cij,
+                                 rows, cols);
           } else if (plan.a_row_major) {
-            micro_tile<T, true>(plan, kc, a + i * plan.lda + k0, plan.lda, panel, ldb, sums_in, sums_out, plan.nc,
-                                cij, rows, cols);
+            micro_tile<T, true>(plan, kc, a + i * plan.lda + k0, plan.lda, panel, ldb, sums_in, sums_out,
+                                plan.nc, cij, rows, cols);
           } else {
-            micro_tile<T, false>(plan, kc, a + k0 * plan.lda + i, plan.lda, panel, ldb, sums_in, sums_out, plan.nc,
-                                 cij, rows, cols);
+            micro_tile<T, false>(plan, kc, a + k0 * plan.lda + i, plan.lda, panel, ldb, sums_in, sums_out,
+                                 plan.nc, cij, rows, cols);
           }
         }
       }
@@ -288,8 +291,8 @@ KernelEntry kernel_entry(GemmKernel kernel) {
   }
 }
 
-// Block sizes: k blocks of kKBlock (flat between 128 and 512 in measurements on avx2 and avx512); the task grid
-// (row blocks × column blocks) is the one whose busiest thread has the fewest micro-tiles, ties going to
+// Block sizes: k blocks of kKBlock (flat between 128 and 512 in measurements on avx2 and avx512); the task
+// grid (row blocks × column blocks) is the one whose busiest thread has the fewest micro-tiles, ties going to
 // fewer, larger tasks. Blocks never change results (see the header), only speed.
 constexpr int64_t kKBlock = 256;
 
@@ -345,13 +348,14 @@ void gemm_f32(const F32Gemm& g, GemmKernel kernel) {
     const int64_t b_entries = g.stride_b == 0 ? 1 : g.batch;
     thread_local AlignedFloats packed_b_buffer;  // the caller's; workers fill and read it during this call
     float* packed = packed_b_buffer.get(b_entries * panels * panel_floats);
-    parallel_for(b_entries * panels, std::max<int64_t>(1, 16384 / panel_floats), [&](int64_t begin, int64_t end) {
-      for (int64_t q = begin; q < end; ++q) {
-        const int64_t bt = q / panels, j0 = q % panels * entry.nr;
-        pack_b_panel(g.b + bt * g.stride_b, g.ldb, g.trans_b, g.k, j0, std::min<int64_t>(entry.nr, g.n - j0),
-                     entry.nr, packed + q * panel_floats);
-      }
-    });
+    parallel_for(b_entries * panels, std::max<int64_t>(1, 16384 / panel_floats),
+                 [&](int64_t begin, int64_t end) {
+                   for (int64_t q = begin; q < end; ++q) {
+                     const int64_t bt = q / panels, j0 = q % panels * entry.nr;
+                     pack_b_panel(g.b + bt * g.stride_b, g.ldb, g.trans_b, g.k, j0,
+                                  std::min<int64_t>(entry.nr, g.n - j0), entry.nr, packed + q * panel_floats);
+                   }
+                 });
     plan.b_packed = packed;
     plan.b_packed_stride = g.stride_b == 0 ? 0 : panels * panel_floats;
   }
@@ -429,7 +433,8 @@ void gemm_bf16(const GemmArgs& g, GemmKernel kernel) {
   gemm_f32(f, kernel);
   for (int64_t bt = 0; bt < g.batch; ++bt) {
     for (int64_t i = 0; i < g.m; ++i) {
-      for (int64_t j = 0; j < g.n; ++j) c_at(bt, i, j) = bf16(cf[static_cast<size_t>((bt * g.m + i) * g.n + j)]);
+      for (int64_t j = 0; j < g.n; ++j)
+        c_at(bt, i, j) = bf16(cf[static_cast<size_t>((bt * g.m + i) * g.n + j)]);
     }
   }
 }
@@ -475,8 +480,9 @@ GemmKernel best_gemm_kernel() {
 }
 
 void gemm_packed(const GemmArgs& g, GemmKernel kernel) {
-  NSA_CHECK(g.m > 0 && g.n > 0 && g.k > 0 && g.batch > 0, "[matmul] packed GEMM expects positive sizes, got m=",
-            g.m, " n=", g.n, " k=", g.k, " batch=", g.batch);
+  NSA_CHECK(g.m > 0 && g.n > 0 && g.k > 0 && g.batch > 0,
+            "[matmul] packed GEMM expects positive sizes, got m=", g.m, " n=", g.n, " k=", g.k,
+            " batch=", g.batch);
   NSA_CHECK(gemm_kernel_supported(kernel), "[matmul] the ", gemm_kernel_name(kernel),
             " GEMM kernel does not run on this CPU");
   if (g.out.dtype() == DType::bf16) {

@@ -1,6 +1,6 @@
-// The CPU backend's fast GEMM for f32 (and bf16, through f32 copies): B packed into panels, register-tiled
-// micro-kernels written with GCC vector extensions, compiled per instruction set and chosen at run time,
-// output tiles spread over the thread pool (ops/cpu/parallel.h).
+// The CPU backend's fast GEMM for f32 (and bf16, through f32 copies): register-tiled micro-kernels written
+// with GCC vector extensions, compiled per instruction set and chosen at run time, output tiles spread
+// over the thread pool (ops/cpu/parallel.h).
 //
 // Numerics: every output element is one f32 accumulator that starts at 0 and adds a[i,p]·b[p,j] for
 // p = 0, 1, ..., k-1 in that order (a fused multiply-add in the avx2/avx512 kernels, a rounded product then a

@@ -150,9 +150,14 @@ void set_num_threads(int threads) {
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
+  if (inside_parallel_region) {  // nested: this thread is one of the pool's already
+    fn(0, n);
+    return;
+  }
   Pool& p = get_pool();
-  const int64_t chunks = std::min<int64_t>(p.threads(), std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
-  if (chunks > 1 && !inside_parallel_region) {
+  const int64_t chunks =
+      std::min<int64_t>(p.threads(), std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
+  if (chunks > 1) {
     const std::function<void(int)> chunk = [&](int c) { fn(n * c / chunks, n * (c + 1) / chunks); };
     if (p.try_run(static_cast<int>(chunks), chunk)) return;
   }
