@@ -8,8 +8,12 @@
 // Only lse is saved between forward and backward; the backward recomputes S (one extra GEMM) rather than
 // keep P alive across the whole forward. The cost is memory for the scores: B·Hq·T² elements in q's dtype
 // during the forward and twice that during the backward (T = 2048, B·Hq = 96, bf16: 0.8 GB per buffer).
-// Half of each score matrix is masked and computed anyway; the fused flash kernel of the NSA work
-// replaces this path.
+// Half of each score matrix is masked and computed anyway.
+//
+// bf16 with Dk = Dv ∈ {64, 128} takes the fused flash kernels instead (kernels/attention/flash_attention.h:
+// no T² buffer, hidden tiles skipped, deterministic backward); the materialized path stays for f32/f64 and
+// other head dims, and as the CUDA reference the flash tests compare against.
+#include "kernels/attention/flash_attention.h"
 #include "kernels/attention/masked_softmax.h"
 #include "ops/checks.h"
 #include "ops/cuda/binding.h"
@@ -67,11 +71,41 @@ void batched_gemm(Backend& be, const Tensor& out, const Tensor& a, bool trans_a,
   be.gemm(g);
 }
 
+kernels::BthStrides bth_strides(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
+
+// Whether the flash kernels take this call: dtype and head dims they are built for, unit-stride head dim,
+// 16-byte aligned rows (the front end passes contiguous tensors; a view at an odd offset falls back).
+bool use_flash(const Sizes& z, DType dtype, std::initializer_list<const Tensor*> operands) {
+  if (!kernels::flash_attention_supported(scalar(dtype), z.dim_k, z.dim_v)) return false;
+  for (const Tensor* t : operands)
+    if (t->stride(3) != 1 || !kernels::flash_operand_ok(t->data_ptr(), bth_strides(*t))) return false;
+  return true;
+}
+
+kernels::FlashAttentionShape flash_shape(const Sizes& z, double scale, int64_t window) {
+  return {z.batch, z.seq, z.heads_q, z.heads_kv, z.dim_k, window, static_cast<float>(scale)};
+}
+
 }  // namespace
 
 void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                                     const Tensor& v, double scale, int64_t window) {
   const Sizes z = sizes_of(q, k, v);
+  if (use_flash(z, q.dtype(), {&q, &k, &v, &out})) {
+    kernels::FlashForwardParams p;
+    p.shape = flash_shape(z, scale, window);
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.out = out.data_ptr();
+    p.lse = static_cast<float*>(lse.data_ptr());
+    p.q_strides = bth_strides(q);
+    p.k_strides = bth_strides(k);
+    p.v_strides = bth_strides(v);
+    p.out_strides = bth_strides(out);
+    check(kernels::launch_flash_attention_forward(p, stream()), "attention");
+    return;
+  }
   const Tensor qg = to_grouped(*this, q, z.heads_kv);
   const Tensor kg = to_grouped(*this, k, z.heads_kv);
   const Tensor vg = to_grouped(*this, v, z.heads_kv);
@@ -85,11 +119,38 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
   copy(grouped_view(out, z.heads_kv), og);
 }
 
-// `out` is not read: the row sums Σ P∘dP come from the score rows the kernel holds anyway.
+// The materialized path does not read `out` (the row sums Σ P∘dP come from the score rows its kernel
+// holds anyway); the flash path forms them as rowsum(dO∘O).
 void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
-                                     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& /*out*/,
+                                     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                      const Tensor& lse, double scale, int64_t window) {
   const Sizes z = sizes_of(q, k, v);
+  if (use_flash(z, q.dtype(), {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
+    const Tensor delta =
+        workspace(static_cast<size_t>(z.batch * z.heads_q * z.seq) * sizeof(float), q.device());
+    kernels::FlashBackwardParams p;
+    p.shape = flash_shape(z, scale, window);
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.out = out.data_ptr();
+    p.dout = dout.data_ptr();
+    p.lse = static_cast<const float*>(lse.data_ptr());
+    p.delta = static_cast<float*>(delta.data_ptr());
+    p.dq = dq.data_ptr();
+    p.dk = dk.data_ptr();
+    p.dv = dv.data_ptr();
+    p.q_strides = bth_strides(q);
+    p.k_strides = bth_strides(k);
+    p.v_strides = bth_strides(v);
+    p.out_strides = bth_strides(out);
+    p.dout_strides = bth_strides(dout);
+    p.dq_strides = bth_strides(dq);
+    p.dk_strides = bth_strides(dk);
+    p.dv_strides = bth_strides(dv);
+    check(kernels::launch_flash_attention_backward(p, stream()), "attention_backward");
+    return;
+  }
   const Tensor qg = to_grouped(*this, q, z.heads_kv);
   const Tensor kg = to_grouped(*this, k, z.heads_kv);
   const Tensor vg = to_grouped(*this, v, z.heads_kv);

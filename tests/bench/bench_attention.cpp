@@ -1,0 +1,145 @@
+// Dense attention benchmark (nsa::attention, bf16 → the flash kernels): forward and forward + backward at the
+// benchmark model's shape, B = 1, Hq = 64, Hkv = 4, D = 128, T = 8k .. 64k, full causal and window 512.
+// FLOPs counted as causal work only: forward 4·T·avg_keys·Hq·D (two products), backward 2.5× that (five
+// products; the deterministic dQ kernel's two recomputed ones are not counted). Each timing is the median
+// of several runs (CUDA events) after one warm-up; inputs are random. The reference column is PyTorch SDPA
+// (flash backend) on an H100 at the same shape, full causal (numbers given with the task, not re-measured).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/cuda_api.h"
+#include "ops/ops.h"
+
+using namespace nsa;
+
+namespace {
+
+#define CHECK_CUDA(x)                                                      \
+  do {                                                                     \
+    cudaError_t e_ = (x);                                                  \
+    if (e_ != cudaSuccess) {                                               \
+      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                        \
+    }                                                                      \
+  } while (0)
+
+// Median milliseconds of `fn` over `reps` timed runs on the current stream, after one warm-up run.
+double time_ms(const std::function<void()>& fn, int reps) {
+  auto s = static_cast<cudaStream_t>(cuda::current_stream());
+  fn();
+  CHECK_CUDA(cudaStreamSynchronize(s));
+  cudaEvent_t a, b;
+  CHECK_CUDA(cudaEventCreate(&a));
+  CHECK_CUDA(cudaEventCreate(&b));
+  std::vector<double> ms;
+  for (int r = 0; r < reps; ++r) {
+    CHECK_CUDA(cudaEventRecord(a, s));
+    fn();
+    CHECK_CUDA(cudaEventRecord(b, s));
+    CHECK_CUDA(cudaEventSynchronize(b));
+    float t = 0;
+    CHECK_CUDA(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  CHECK_CUDA(cudaEventDestroy(a));
+  CHECK_CUDA(cudaEventDestroy(b));
+  return ms[ms.size() / 2];
+}
+
+// Mean number of keys a query sees: min(t + 1, window) averaged over t.
+double avg_keys(int64_t seq, int64_t window) {
+  if (window <= 0 || window >= seq) return (seq + 1) / 2.0;
+  const double w = static_cast<double>(window);
+  return (w * (w + 1) / 2 + static_cast<double>(seq - window) * w) / static_cast<double>(seq);
+}
+
+struct Reference {
+  int64_t seq;
+  double fwd_ms, fwd_bwd_ms;
+};
+// PyTorch SDPA flash, causal, H100, B = 1, Hq = 64, Hkv = 4, D = 128 (given with the task).
+const Reference kSdpa[] = {{8192, 3.2, 13.1}, {65536, 206.0, 754.0}};
+
+}  // namespace
+
+// Usage: nsa_bench_attention [T ...] (default 8192 16384 32768 65536).
+int main(int argc, char** argv) {
+  if (!cuda::available()) {
+    std::fprintf(stderr, "nsa_bench_attention: no CUDA device\n");
+    return 1;
+  }
+  const Device gpu = Device::cuda();
+  std::printf("device: %s\n", cuda::device_name(0).c_str());
+  const int64_t heads_q = 64, heads_kv = 4, dim = 128;
+
+  std::printf(
+      "\n| T | window | fwd ms | fwd TFLOP/s | fwd+bwd ms | fwd+bwd TFLOP/s | bwd ms | SDPA fwd / fwd+bwd ms "
+      "| ours vs SDPA |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<int64_t> seqs;
+  for (int i = 1; i < argc; ++i) seqs.push_back(std::atoll(argv[i]));
+  if (seqs.empty()) seqs = {8192, 16384, 32768, 65536};
+  for (const int64_t seq : seqs) {
+    Generator gen(7);
+    const Tensor q = randn({1, seq, heads_q, dim}, DType::bf16, gpu, &gen);
+    const Tensor k = randn({1, seq, heads_kv, dim}, DType::bf16, gpu, &gen);
+    const Tensor v = randn({1, seq, heads_kv, dim}, DType::bf16, gpu, &gen);
+    const Tensor dout = randn({1, seq, heads_q, dim}, DType::bf16, gpu, &gen);
+    Tensor qg = detach(q).set_requires_grad(true), kg = detach(k).set_requires_grad(true),
+           vg = detach(v).set_requires_grad(true);
+    const int reps = seq >= 32768 ? 3 : 10;
+    for (const int64_t window : {int64_t{0}, int64_t{512}}) {
+      const double flops_fwd = 4.0 * static_cast<double>(seq) * avg_keys(seq, window) * heads_q * dim;
+      const double fwd = time_ms(
+          [&] {
+            NoGradGuard no_grad;
+            Tensor o = attention(q, k, v, 0.0, window);
+          },
+          reps);
+      double grad_sum = 0;
+      const double fwd_bwd = time_ms(
+          [&] {
+            qg.set_grad(Tensor());
+            kg.set_grad(Tensor());
+            vg.set_grad(Tensor());
+            Tensor o = attention(qg, kg, vg, 0.0, window);
+            backward(o, dout);
+          },
+          reps);
+      grad_sum = item(sum(to(qg.grad(), DType::f32))) + item(sum(to(kg.grad(), DType::f32)));
+      if (!std::isfinite(grad_sum)) {
+        std::fprintf(stderr, "non-finite gradients at T = %lld, window %lld\n", static_cast<long long>(seq),
+                     static_cast<long long>(window));
+        return 1;
+      }
+      std::string ref = "-", ratio = "-";
+      for (const Reference& r : kSdpa)
+        if (r.seq == seq && window == 0) {
+          char buf[64];
+          std::snprintf(buf, sizeof(buf), "%.1f / %.1f", r.fwd_ms, r.fwd_bwd_ms);
+          ref = buf;
+          std::snprintf(buf, sizeof(buf), "%.0f%% / %.0f%%", 100.0 * r.fwd_ms / fwd,
+                        100.0 * r.fwd_bwd_ms / fwd_bwd);
+          ratio = buf;
+        }
+      std::printf("| %lldk | %s | %.2f | %.0f | %.2f | %.0f | %.2f | %s | %s |\n",
+                  static_cast<long long>(seq / 1024), window == 0 ? "causal" : std::to_string(window).c_str(),
+                  fwd, flops_fwd / fwd / 1e9, fwd_bwd, 3.5 * flops_fwd / fwd_bwd / 1e9, fwd_bwd - fwd,
+                  ref.c_str(), ratio.c_str());
+      std::fflush(stdout);
+    }
+  }
+  const MemoryStats s = memory_stats(gpu);
+  std::printf("\nallocator: peak %.2f GiB reserved\n",
+              static_cast<double>(s.peak_reserved_bytes) / (1 << 30));
+  return 0;
+}
