@@ -13,6 +13,7 @@
 #include "ops/cpu/attention_math.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/loops.h"
+#include "ops/cpu/parallel.h"
 
 namespace nsa::cpu {
 namespace {
@@ -30,7 +31,6 @@ struct Shape {
 Shape shape_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return {q.size(0), q.size(1), q.size(2), k.size(2), k.size(1), q.size(3), v.size(3)};
 }
-
 
 void write_lse(const Tensor& lse, int64_t i, double value) {
   if (lse.dtype() == DType::f64) {
@@ -53,34 +53,38 @@ void sparse_attention_forward(const Tensor& out, const Tensor& lse, const Tensor
   const Shape sh = shape_of(q, k, v);
   const std::vector<double> qd = to_doubles<T>(q), kd = to_doubles<T>(k), vd = to_doubles<T>(v);
   std::vector<double> od(static_cast<size_t>(out.numel()), 0.0);
-  std::vector<int64_t> keys;
-  std::vector<double> p;
-  for (int64_t b = 0; b < sh.batch; ++b) {
-    for (int64_t t = 0; t < sh.seq; ++t) {
-      for (int64_t g = 0; g < sh.heads_kv; ++g) {
-        keys.clear();
-        keys_of(b, t, g, keys);
-        p.resize(keys.size());
-        for (int64_t h = g * sh.group(); h < (g + 1) * sh.group(); ++h) {
-          const int64_t qi = sh.q_row(b, t, h);
-          if (keys.empty()) {  // out stays 0
-            write_lse(lse, sh.lse_at(b, h, t), -INFINITY);
-            continue;
+  // Each (batch, KV head) writes only its own heads' rows: split over the pool, bit-identical to one thread.
+  parallel_for(sh.batch * sh.heads_kv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> keys;
+    std::vector<double> p;
+    for (int64_t bg = begin; bg < end; ++bg) {
+      const int64_t b = bg / sh.heads_kv, g = bg % sh.heads_kv;
+      for (int64_t t = 0; t < sh.seq; ++t) {
+        {
+          keys.clear();
+          keys_of(b, t, g, keys);
+          p.resize(keys.size());
+          for (int64_t h = g * sh.group(); h < (g + 1) * sh.group(); ++h) {
+            const int64_t qi = sh.q_row(b, t, h);
+            if (keys.empty()) {  // out stays 0
+              write_lse(lse, sh.lse_at(b, h, t), -INFINITY);
+              continue;
+            }
+            double mx = -INFINITY;
+            for (size_t s = 0; s < keys.size(); ++s) {
+              p[s] = scale * dot(&qd[qi * sh.dim_k], &kd[sh.kv_row(b, keys[s], g) * sh.dim_k], sh.dim_k);
+              mx = std::max(mx, p[s]);
+            }
+            double sum = 0;
+            for (double& x : p) sum += (x = std::exp(x - mx));
+            for (size_t s = 0; s < keys.size(); ++s)
+              axpy(&od[qi * sh.dim_v], p[s] / sum, &vd[sh.kv_row(b, keys[s], g) * sh.dim_v], sh.dim_v);
+            write_lse(lse, sh.lse_at(b, h, t), mx + std::log(sum));
           }
-          double mx = -INFINITY;
-          for (size_t s = 0; s < keys.size(); ++s) {
-            p[s] = scale * dot(&qd[qi * sh.dim_k], &kd[sh.kv_row(b, keys[s], g) * sh.dim_k], sh.dim_k);
-            mx = std::max(mx, p[s]);
-          }
-          double sum = 0;
-          for (double& x : p) sum += (x = std::exp(x - mx));
-          for (size_t s = 0; s < keys.size(); ++s)
-            axpy(&od[qi * sh.dim_v], p[s] / sum, &vd[sh.kv_row(b, keys[s], g) * sh.dim_v], sh.dim_v);
-          write_lse(lse, sh.lse_at(b, h, t), mx + std::log(sum));
         }
       }
     }
-  }
+  });
   store<T>(out, od);
 }
 
@@ -95,30 +99,35 @@ void sparse_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor&
   const std::vector<double> qd = to_doubles<T>(q), kd = to_doubles<T>(k), vd = to_doubles<T>(v);
   const std::vector<double> od = to_doubles<T>(out), dod = to_doubles<T>(dout);
   std::vector<double> dqd(qd.size(), 0.0), dkd(kd.size(), 0.0), dvd(vd.size(), 0.0);
-  std::vector<int64_t> keys;
-  for (int64_t b = 0; b < sh.batch; ++b) {
-    for (int64_t t = 0; t < sh.seq; ++t) {
-      for (int64_t g = 0; g < sh.heads_kv; ++g) {
-        keys.clear();
-        keys_of(b, t, g, keys);
-        for (int64_t h = g * sh.group(); h < (g + 1) * sh.group() && !keys.empty(); ++h) {
-          const int64_t qi = sh.q_row(b, t, h);
-          const double* qrow = &qd[qi * sh.dim_k];
-          const double* dorow = &dod[qi * sh.dim_v];
-          const double row_lse = read_lse(lse, sh.lse_at(b, h, t));
-          const double d = dot(dorow, &od[qi * sh.dim_v], sh.dim_v);
-          for (const int64_t s : keys) {
-            const int64_t ki = sh.kv_row(b, s, g);
-            const double prob = std::exp(scale * dot(qrow, &kd[ki * sh.dim_k], sh.dim_k) - row_lse);
-            const double ds = scale * prob * (dot(dorow, &vd[ki * sh.dim_v], sh.dim_v) - d);
-            axpy(&dvd[ki * sh.dim_v], prob, dorow, sh.dim_v);
-            axpy(&dqd[qi * sh.dim_k], ds, &kd[ki * sh.dim_k], sh.dim_k);
-            axpy(&dkd[ki * sh.dim_k], ds, qrow, sh.dim_k);
+  // A (batch, KV head) pair owns its query heads' dq rows and its KV head's dk/dv rows: split over the
+  // pool; each element still accumulates in the order of t, so the result is bit-identical to one thread.
+  parallel_for(sh.batch * sh.heads_kv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int64_t> keys;
+    for (int64_t bg = begin; bg < end; ++bg) {
+      const int64_t b = bg / sh.heads_kv, g = bg % sh.heads_kv;
+      for (int64_t t = 0; t < sh.seq; ++t) {
+        {
+          keys.clear();
+          keys_of(b, t, g, keys);
+          for (int64_t h = g * sh.group(); h < (g + 1) * sh.group() && !keys.empty(); ++h) {
+            const int64_t qi = sh.q_row(b, t, h);
+            const double* qrow = &qd[qi * sh.dim_k];
+            const double* dorow = &dod[qi * sh.dim_v];
+            const double row_lse = read_lse(lse, sh.lse_at(b, h, t));
+            const double d = dot(dorow, &od[qi * sh.dim_v], sh.dim_v);
+            for (const int64_t s : keys) {
+              const int64_t ki = sh.kv_row(b, s, g);
+              const double prob = std::exp(scale * dot(qrow, &kd[ki * sh.dim_k], sh.dim_k) - row_lse);
+              const double ds = scale * prob * (dot(dorow, &vd[ki * sh.dim_v], sh.dim_v) - d);
+              axpy(&dvd[ki * sh.dim_v], prob, dorow, sh.dim_v);
+              axpy(&dqd[qi * sh.dim_k], ds, &kd[ki * sh.dim_k], sh.dim_k);
+              axpy(&dkd[ki * sh.dim_k], ds, qrow, sh.dim_k);
+            }
           }
         }
       }
     }
-  }
+  });
   store<T>(dq, dqd);
   store<T>(dk, dkd);
   store<T>(dv, dvd);
@@ -220,32 +229,36 @@ void CpuBackend::nsa_select(const Tensor& indices, const Tensor& q, const Tensor
   int32_t* out = indices.data<int32_t>();
   dispatch_floating(q.dtype(), "nsa_select_blocks", [&]<class T>() {
     const std::vector<double> qd = to_doubles<T>(q), kd = to_doubles<T>(kc);
-    std::vector<double> importance(static_cast<size_t>(n_slc));
-    for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t t = 0; t < seq; ++t) {
-        const int64_t visible = visible_cmp_blocks(t, n_cmp, blocks);
-        for (int64_t g = 0; g < heads_kv; ++g) {
-          std::fill(importance.begin(), importance.end(), 0.0);
-          for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-            const double row_lse = read_lse(lse, (b * heads_q + h) * seq + t);
-            const double* qrow = &qd[((b * seq + t) * heads_q + h) * dim_k];
-            for (int64_t i = 0; i < visible; ++i) {
-              const double p =
-                  std::exp(scale * dot(qrow, &kd[((b * n_cmp + i) * heads_kv + g) * dim_k], dim_k) - row_lse);
-              const int64_t first = i * blocks.cmp_stride, end = first + blocks.cmp_block;
-              for (int64_t j = first / blocks.slc_block; j * blocks.slc_block < end && j < n_slc; ++j) {
-                const int64_t shared =
-                    std::min(end, (j + 1) * blocks.slc_block) - std::max(first, j * blocks.slc_block);
-                importance[j] += p * static_cast<double>(shared / blocks.cmp_stride);
+    // Rows (b, t) are independent: split over the pool.
+    parallel_for(batch * seq, 16, [&](int64_t begin, int64_t end) {
+      std::vector<double> importance(static_cast<size_t>(n_slc));
+      for (int64_t bt = begin; bt < end; ++bt) {
+        const int64_t b = bt / seq, t = bt % seq;
+        {
+          const int64_t visible = visible_cmp_blocks(t, n_cmp, blocks);
+          for (int64_t g = 0; g < heads_kv; ++g) {
+            std::fill(importance.begin(), importance.end(), 0.0);
+            for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+              const double row_lse = read_lse(lse, (b * heads_q + h) * seq + t);
+              const double* qrow = &qd[((b * seq + t) * heads_q + h) * dim_k];
+              for (int64_t i = 0; i < visible; ++i) {
+                const double p = std::exp(
+                    scale * dot(qrow, &kd[((b * n_cmp + i) * heads_kv + g) * dim_k], dim_k) - row_lse);
+                const int64_t first = i * blocks.cmp_stride, end = first + blocks.cmp_block;
+                for (int64_t j = first / blocks.slc_block; j * blocks.slc_block < end && j < n_slc; ++j) {
+                  const int64_t shared =
+                      std::min(end, (j + 1) * blocks.slc_block) - std::max(first, j * blocks.slc_block);
+                  importance[j] += p * static_cast<double>(shared / blocks.cmp_stride);
+                }
               }
             }
+            const std::vector<int64_t> chosen = choose_blocks(importance, t, blocks);
+            int32_t* row = out + ((b * seq + t) * heads_kv + g) * blocks.top_n;
+            for (int64_t s = 0; s < blocks.top_n; ++s) row[s] = static_cast<int32_t>(chosen[s]);
           }
-          const std::vector<int64_t> chosen = choose_blocks(importance, t, blocks);
-          int32_t* row = out + ((b * seq + t) * heads_kv + g) * blocks.top_n;
-          for (int64_t s = 0; s < blocks.top_n; ++s) row[s] = static_cast<int32_t>(chosen[s]);
         }
       }
-    }
+    });
   });
 }
 

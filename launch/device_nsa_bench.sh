@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (through the device tool): the NSA and attention kernel tests, then the NSA
+# benchmark (tests/bench/bench_nsa.cpp) and our dense attention benchmark next to PyTorch SDPA (flash and
+# cuDNN backends, tests/bench/sdpa_reference.py) at the same shapes, in one run.
+#   bash launch/device_nsa_bench.sh [SEQS=8192,16384,32768,65536]
+# Outputs in $OUT: nsa_tests.txt, bench_nsa.txt, bench_attention.txt, sdpa.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT"
+BUILD=${NSA_BUILD_DIR:-build-device}
+seqs=${1:-8192,16384,32768,65536}
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+[ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA=ON \
+  -DNSA_CUDA_ARCHS=90a-real >"$OUT/configure.log" 2>&1
+t0=$(date +%s)
+cmake --build "$BUILD" -j "$(nproc)" --target test_nsa test_nsa_cuda test_attention test_flash_attention \
+  nsa_bench_nsa nsa_bench_attention >"$OUT/build-nsa.log" 2>&1 || { grep -E "error" -A5 "$OUT/build-nsa.log" | head -40; exit 1; }
+echo "built in $(( $(date +%s) - t0 )) s"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+
+echo "== NSA and attention tests (CUDA vs CPU)"
+rc=0
+for t in test_nsa_cuda test_nsa test_flash_attention test_attention; do
+  "$BUILD/tests/$t" 2>&1 | tee -a "$OUT/nsa_tests.txt" | grep -E "^\[  (PASSED|FAILED) |FAILED  \]" || true
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+done
+grep -E "rel_err|rel err|max_err|determin" "$OUT/nsa_tests.txt" | sort | awk '{print}' | tail -60 > "$OUT/nsa_errors.txt"
+
+echo "== PyTorch SDPA (same shapes, same run)"
+python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend flash 2>&1 | tee "$OUT/sdpa.txt"
+python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend cudnn 2>&1 | tee -a "$OUT/sdpa.txt"
+echo "== nsa-train dense attention (flash kernel)"
+"$BUILD/tests/bench/nsa_bench_attention" 2>&1 | tee "$OUT/bench_attention.txt"
+echo "== nsa-train NSA"
+"$BUILD/tests/bench/nsa_bench_nsa" 2>&1 | tee "$OUT/bench_nsa.txt"
+exit "$rc"
