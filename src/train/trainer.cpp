@@ -74,8 +74,11 @@ Trainer::Trainer(Config config, TrainOptions options)
       compute_(resolve_compute_dtype(config_.training.dtype, device_)),
       init_gen_(config_.seed) {
   const TrainingConfig& tc = config_.training;
-  NSA_CHECK(config_.parallel.tensor_parallel_size == 1,
-            "parallel.tensor_parallel_size > 1 needs the distributed trainer (not in this build yet)");
+  if (config_.parallel.tensor_parallel_size != 1) {
+    throw InputError(str(config_.source, ": parallel.tensor_parallel_size: expected 1 (tensor parallelism needs ",
+                         "the distributed trainer, which is not in this build yet), got ",
+                         config_.parallel.tensor_parallel_size));
+  }
   accum_steps_ = tc.global_batch_size / tc.micro_batch_size;  // validated divisible (one process)
 
   // Data first: a bad shard should fail before minutes of model init.
