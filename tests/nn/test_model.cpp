@@ -117,20 +117,22 @@ TEST(Transformer, GradientCheckNsa) { check_model_gradients(false, true); }
 
 TEST(Transformer, CudaLogitsMatchCpuForTheSameWeights) {
   NSA_REQUIRE_GPU();
-  for (bool moe : {false, true}) {
-    const Config c = tiny_config(moe);
+  for (int variant = 0; variant < 3; ++variant) {
+    const bool moe = variant == 1, nsa = variant == 2;
+    const Config c = tiny_config(moe, nsa);
     Generator gc(11), gg(11);
     // Same seed on both devices: Philox makes the weights bit-identical, which this test also checks.
     Transformer cpu({Device::cpu(), DType::f32, &gc, 0.1}, c), gpu({Device::cuda(0), DType::f32, &gg, 0.1}, c);
     const auto pc = cpu.named_parameters(), pg = gpu.named_parameters();
     for (size_t i = 0; i < pc.size(); ++i) ASSERT_TRUE(test::equal_values(pc[i].tensor, pg[i].tensor)) << pc[i].name;
-    const Tensor ids = ids_of({1, 5, 7, 2, 9, 22, 3, 3, 0, 14}, 2, 5);
+    const Tensor ids = ids_of({1, 5, 7, 2, 9, 22, 3, 3, 0, 14, 4, 8, 12, 16, 20, 1, 2, 3, 4, 5}, 2, 10);
     autograd::NoGradGuard no_grad;
     const Tensor ref = cpu.logits(ids, DType::f32);
     const Tensor f32 = gpu.logits(to(ids, Device::cuda(0)), DType::f32);
     const Tensor bf16 = gpu.logits(to(ids, Device::cuda(0)), DType::bf16);
     const double e32 = test::rel_error(f32, ref), e16 = test::rel_error(bf16, ref);
-    std::printf("logits %s: cuda f32 rel err %.3g, cuda bf16 rel err %.3g\n", moe ? "moe" : "dense", e32, e16);
+    std::printf("logits %s: cuda f32 rel err %.3g, cuda bf16 rel err %.3g\n", nsa ? "nsa" : moe ? "moe" : "dense",
+                e32, e16);
     EXPECT_LT(e32, 1e-5);
     EXPECT_LT(e16, 3e-2);
   }
