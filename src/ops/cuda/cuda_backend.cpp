@@ -97,8 +97,8 @@ void CudaBackend::check_errors() {
   if (value == 0) return;
   NSA_CUDA_CHECK(cudaMemsetAsync(flag, 0, sizeof(unsigned), stream()));
   NSA_CHECK(!(value & kernels::kIndexOutOfRange),
-            "[cuda] an index was out of range in embedding/index_select/gather/scatter (those elements were "
-            "skipped)");
+            "[cuda] an index was out of range in embedding/index_select/gather/scatter/NSA block indices (those "
+            "elements were skipped)");
   NSA_CHECK(!(value & kernels::kTargetOutOfRange),
             "[cross_entropy] a target was outside [0, vocab) and not ignore_index (those rows were skipped)");
 }

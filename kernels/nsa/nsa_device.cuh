@@ -1,0 +1,195 @@
+// Device helpers of the NSA kernels: tensor-core fragments (ldmatrix, mma.sync m16n8k16 bf16 → f32),
+// asynchronous copies, the block geometry, and the workspace carving shared by the launchers.
+//
+// Fragment conventions (PTX ISA, mma.m16n8k16 with .bf16): lane = threadIdx.x % 32, quad row
+// r = lane / 4, quad column c = (lane % 4) · 2.
+//   A (16×16, row-major): a0 (r, c..c+1), a1 (r+8, c..), a2 (r, c+8..), a3 (r+8, c+8..)
+//   B (16×8, k × n):     b0 (k = c..c+1, n = r), b1 (k = c+8.., n = r)
+//   C (16×8):            c0,c1 (r, c..c+1), c2,c3 (r+8, c..c+1)
+// Shared-memory tiles are row-major with rows padded by 8 elements (16 bytes), so the 8 row addresses of
+// one ldmatrix phase fall into different banks.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+
+#include "kernels/common/device_utils.cuh"
+#include "kernels/nsa/nsa.h"
+
+namespace nsa::kernels::nsa_impl {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// ---- geometry -------------------------------------------------------------------------------------
+
+// Compressed blocks visible from query t: i·stride + block − 1 <= t, i < n_cmp.
+__host__ __device__ __forceinline__ int64_t visible_cmp(int64_t t, int64_t n_cmp, int64_t block,
+                                                        int64_t stride) {
+  if (t < block - 1) return 0;
+  const int64_t v = (t - block + 1) / stride + 1;
+  return v < n_cmp ? v : n_cmp;
+}
+
+__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Tokens shared by compressed block i ([i·d, i·d + l)) and selection block j ([j·l', (j+1)·l')), in units of
+// d (the multiplicity of eq. 9's double sum); 0 when they do not overlap.
+__host__ __device__ __forceinline__ int64_t overlap_weight(int64_t i, int64_t j, const NsaGeometry& g) {
+  const int64_t a0 = i * g.cmp_stride, a1 = a0 + g.cmp_block;
+  const int64_t b0 = j * g.slc_block, b1 = b0 + g.slc_block;
+  const int64_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+  return hi > lo ? (hi - lo) / g.cmp_stride : 0;
+}
+
+// Compressed blocks overlapping selection block j: [first, last] (may be empty: first > last).
+__host__ __device__ __forceinline__ int64_t first_cmp_of(int64_t j, const NsaGeometry& g) {
+  const int64_t x = j * g.slc_block - g.cmp_block + 1;  // i·d > j·l' − l
+  return x <= 0 ? 0 : ceil_div(x, g.cmp_stride);
+}
+__host__ __device__ __forceinline__ int64_t last_cmp_of(int64_t j, const NsaGeometry& g) {
+  return ((j + 1) * g.slc_block - 1) / g.cmp_stride;  // i·d < (j+1)·l'
+}
+
+// Number of forced blocks of a query with `visible` selection blocks: the first init_blocks and the last
+// local_blocks, counted once.
+__host__ __device__ __forceinline__ int64_t forced_count(int64_t visible, const NsaGeometry& g) {
+  const int64_t a = g.init_blocks < visible ? g.init_blocks : visible;
+  const int64_t b = visible - g.local_blocks > 0 ? visible - g.local_blocks : 0;
+  const int64_t both = a - b > 0 ? a - b : 0;
+  return a + (visible - b) - both;
+}
+__host__ __device__ __forceinline__ bool is_forced(int64_t j, int64_t visible, const NsaGeometry& g) {
+  return j < g.init_blocks || j >= visible - g.local_blocks;
+}
+
+// ---- loads and tensor-core fragments --------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global → shared, asynchronous; zero-filled (and `src` not read) when !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p)));
+}
+
+// d += a · b
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// Address of this lane's row for an ldmatrix.x4 reading the 16×16 A block at (row0, col0) of a row-major
+// tile with leading dimension ld (elements).
+__device__ __forceinline__ const bf16_t* a_addr(const bf16_t* tile, int ld, int row0, int col0, int lane) {
+  return tile + (row0 + (lane & 15)) * ld + col0 + (lane >> 4) * 8;
+}
+// B operands of two adjacent n-tiles (n0, n0 + 8) for one k-step k0, from a tile stored [n][k]
+// (e.g. K [key][dim] for S = Q·Kᵀ): r0, r1 = b0, b1 of n-tile n0; r2, r3 = those of n0 + 8. Non-transposed.
+__device__ __forceinline__ const bf16_t* bn_addr(const bf16_t* tile, int ld, int n0, int k0, int lane) {
+  return tile + (n0 + (lane & 7) + ((lane >> 4) << 3)) * ld + k0 + ((lane >> 3) & 1) * 8;
+}
+// The same from a tile stored [k][n] (e.g. V [key][dim] for O = P·V): transposed ldmatrix.
+__device__ __forceinline__ const bf16_t* bk_addr(const bf16_t* tile, int ld, int k0, int n0, int lane) {
+  return tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + n0 + (lane >> 4) * 8;
+}
+
+// Accumulators of n-tiles 2kk and 2kk+1 (16 columns) as the A operand of k-step kk.
+__device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
+  a[0] = pack_bf16(lo[0], lo[1]);
+  a[1] = pack_bf16(lo[2], lo[3]);
+  a[2] = pack_bf16(hi[0], hi[1]);
+  a[3] = pack_bf16(hi[2], hi[3]);
+}
+
+// Sum / max over the 4 lanes of a quad (the lanes holding one accumulator row).
+__device__ __forceinline__ float quad_sum(float v) {
+  v += __shfl_xor_sync(0xffffffffu, v, 1);
+  return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+__device__ __forceinline__ float quad_max(float v) {
+  v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+  return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+// Copies `rows` rows of `dim` bf16 (dim % 8 == 0) into a tile with leading dimension ld, one 16-byte chunk
+// per thread step; row_ptr(r) gives the global row or nullptr (zero-filled).
+template <class RowPtr>
+__device__ __forceinline__ void load_rows_async(bf16_t* tile, int ld, int rows, int dim, const bf16_t* any,
+                                                RowPtr&& row_ptr, int tid, int threads) {
+  const int chunks = dim / 8;
+  for (int c = tid; c < rows * chunks; c += threads) {
+    const int r = c / chunks, col = (c % chunks) * 8;
+    const bf16_t* src = row_ptr(r);
+    cp_async16(tile + r * ld + col, src ? src + col : any, src != nullptr);
+  }
+}
+
+// ---- workspace --------------------------------------------------------------------------------------
+
+// Carves aligned pieces out of one workspace; with base == nullptr it only measures.
+struct Carver {
+  char* base;
+  size_t used = 0;
+  template <class T>
+  T* take(size_t count) {
+    used = (used + 255) / 256 * 256;
+    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += count * sizeof(T);
+    return p;
+  }
+};
+
+// The tensor-core kernels move rows in 16-byte pieces.
+inline bool aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+inline bool tensor_core_dims(int64_t dk, int64_t dv) {
+  return (dk == 64 && dv == 64) || (dk == 128 && dv == 128) || (dk == 192 && dv == 128);
+}
+
+// Calls f.template operator()<DK, DV>() for a tensor-core head-dim pair.
+template <class F>
+void dispatch_dims(int64_t dk, int64_t dv, F&& f) {
+  if (dk == 64 && dv == 64) {
+    f.template operator()<64, 64>();
+  } else if (dk == 128 && dv == 128) {
+    f.template operator()<128, 128>();
+  } else {
+    f.template operator()<192, 128>();
+  }
+}
+
+}  // namespace nsa::kernels::nsa_impl

@@ -1,0 +1,327 @@
+// Block selection (paper eqs. 9–11) fused into one pass over the compressed keys: no [heads × T × blocks]
+// tensor ever exists.
+//
+// A program takes the G query heads of `tokens` = 128 / G consecutive tokens of one KV group (128 rows, 16
+// per warp, so each key tile in shared memory feeds 128 rows; 8 warps and two programs per SM hide the
+// latency of the short steps below) and walks the compressed keys in tiles of 64:
+//   1. S = Q·Kcᵀ on tensor cores, p = exp(scale·S − lse) (0 where the block-causal mask hides the key);
+//      p goes to shared memory;
+//   2. each (token, selection block j) touched by the tile adds Σ_heads Σ_i p[h, i] · overlap(i, j) / d
+//      (eq. 9 as overlap weights, eq. 10's group sum) into a small ring of per-token importances;
+//   3. blocks whose compressed blocks have all been seen are final: a warp merges them into the token's
+//      running top list (sorted, one entry per lane, ties to the lower block index), skipping forced ones.
+// At the end each token's list plus its forced blocks are written in ascending order, −1 padded.
+// The scores are f32 sums of bf16 products (the CPU reference sums in double), so blocks whose importances
+// tie to within rounding can be ordered differently; see tests/ops/test_nsa_cuda.cpp.
+#include <climits>
+
+#include "kernels/nsa/nsa_device.cuh"
+#include "kernels/nsa/nsa_internal.h"
+
+namespace nsa::kernels::nsa_impl {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kRows = 128;  // query rows per program: 8 warps × 16 rows
+constexpr int kKeys = 64;
+constexpr int kMaxFree = 32;  // free slots per token: one list entry per lane
+constexpr int kPsLd = kKeys + 4;
+
+struct SelectShape {
+  int tokens;  // tokens per program
+  int ring;    // live selection blocks per token
+};
+
+SelectShape select_shape(const NsaSizes& sz, const NsaGeometry& geo) {
+  const int64_t group = sz.heads_q / sz.heads_kv;
+  // Live blocks: from the first not yet final to the last one the current tile touches.
+  const int64_t ring = (kKeys * geo.cmp_stride + geo.cmp_block) / geo.slc_block + 6;
+  return {static_cast<int>(kRows / group), static_cast<int>(ring)};
+}
+
+template <int DK>
+struct SelectSmem {
+  static constexpr int kLdK = DK + 8;
+  static constexpr size_t kFixed =
+      sizeof(bf16_t) * (kRows * kLdK + 2 * kKeys * kLdK) + sizeof(float) * (kRows * kPsLd + kRows);
+  static size_t bytes(const SelectShape& s) {
+    return kFixed + sizeof(float) * s.tokens * s.ring + (sizeof(float) + sizeof(int)) * s.tokens * kMaxFree;
+  }
+};
+
+template <int DK>
+__global__ void __launch_bounds__(kThreads, 2)
+    select_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ kc, const float* __restrict__ lse,
+                  int32_t* __restrict__ indices, NsaSizes sz, NsaGeometry geo, float scale_log2,
+                  SelectShape shape) {
+  using S = SelectSmem<DK>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
+  bf16_t* ks = qs + kRows * S::kLdK;
+  float* ps = reinterpret_cast<float*>(ks + 2 * kKeys * S::kLdK);  // [kRows][kPsLd]
+  float* lse2 = ps + kRows * kPsLd;                                // [kRows], log2 units
+  float* ring = lse2 + kRows;                                      // [tokens][ring]
+  float* list_score = ring + shape.tokens * shape.ring;            // [tokens][kMaxFree]
+  int* list_block = reinterpret_cast<int*>(list_score + shape.tokens * kMaxFree);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t group = sz.heads_q / sz.heads_kv, bg = blockIdx.y;
+  const int64_t b = bg / sz.heads_kv, g = bg % sz.heads_kv;
+  const int64_t t0 = (static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x) * shape.tokens;  // latest first
+  const int rows_used = shape.tokens * static_cast<int>(group);
+  auto token_of = [&](int r) { return t0 + r / group; };
+  auto row_valid = [&](int r) { return r < rows_used && token_of(r) < sz.seq; };
+  auto head_of = [&](int r) { return g * group + r % group; };
+
+  load_rows_async(
+      qs, S::kLdK, kRows, DK, q,
+      [&](int r) -> const bf16_t* {
+        return row_valid(r) ? q + ((b * sz.seq + token_of(r)) * sz.heads_q + head_of(r)) * DK : nullptr;
+      },
+      tid, kThreads);
+  cp_async_commit();
+  for (int r = tid; r < kRows; r += kThreads)
+    lse2[r] = row_valid(r) ? lse[(b * sz.heads_q + head_of(r)) * sz.seq + token_of(r)] * kLog2e : 0.f;
+  for (int i = tid; i < shape.tokens * shape.ring; i += kThreads) ring[i] = 0.f;
+  for (int i = tid; i < shape.tokens * kMaxFree; i += kThreads) {
+    list_score[i] = -INFINITY;
+    list_block[i] = -1;
+  }
+
+  auto visible = [&](int r) {
+    return row_valid(r) ? visible_cmp(token_of(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
+  };
+  const int64_t t_last = (t0 + shape.tokens < sz.seq ? t0 + shape.tokens : sz.seq) - 1;
+  const int64_t vis_max = visible_cmp(t_last, sz.keys, geo.cmp_block, geo.cmp_stride);
+  const int64_t n_kt = ceil_div(vis_max, kKeys);
+  auto load_tile = [&](int64_t kt, int stage) {
+    load_rows_async(
+        ks + stage * kKeys * S::kLdK, S::kLdK, kKeys, DK, q,
+        [&](int r) -> const bf16_t* {
+          const int64_t i = kt * kKeys + r;
+          return i < sz.keys ? kc + ((b * sz.keys + i) * sz.heads_kv + g) * DK : nullptr;
+        },
+        tid, kThreads);
+  };
+  if (n_kt > 0) load_tile(0, 0);
+  cp_async_commit();
+  __syncthreads();  // lse2, the ring and the lists are initialised (read before any tile when n_kt == 0)
+
+  // This thread's accumulator rows r and r + 8 of the warp's 16.
+  int row[2];
+  int64_t vis[2];
+  int64_t vis_warp_max = 0;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    row[h] = warp * 16 + (lane >> 2) + 8 * h;
+    vis[h] = visible(row[h]);
+    vis_warp_max = vis[h] > vis_warp_max ? vis[h] : vis_warp_max;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const int64_t other = __shfl_xor_sync(0xffffffffu, vis_warp_max, o);
+    vis_warp_max = other > vis_warp_max ? other : vis_warp_max;
+  }
+
+  // Merges the final blocks [ja, jb) of token tau into its list (warp-wide) and clears their ring slots.
+  auto merge = [&](int tau, int64_t ja, int64_t jb) {
+    const int64_t t = t0 + tau;
+    if (t >= sz.seq) return;
+    const int64_t vis = t / geo.slc_block + 1;
+    const int free_slots = static_cast<int>(geo.top_n - forced_count(vis, geo));
+    float* ring_row = ring + tau * shape.ring;
+    float score = list_score[tau * kMaxFree + lane];
+    int block = list_block[tau * kMaxFree + lane];
+    float worst = free_slots > 0 ? __shfl_sync(0xffffffffu, score, free_slots - 1) : INFINITY;
+    for (int64_t base = ja; base < jb; base += 32) {
+      const int64_t j = base + lane;
+      const bool cand = j < jb && j < vis && !is_forced(j, vis, geo);
+      float value = 0.f;
+      if (j < jb) {
+        value = ring_row[j % shape.ring];
+        ring_row[j % shape.ring] = 0.f;
+      }
+      unsigned mask = __ballot_sync(0xffffffffu, cand && value > worst);
+      while (mask != 0) {
+        const int src = __ffs(mask) - 1;
+        mask &= mask - 1;
+        const float cv = __shfl_sync(0xffffffffu, value, src);
+        if (!(cv > worst)) continue;  // the list improved since the ballot
+        // Entries at least as large rank first (equal ones hold lower block numbers).
+        const int pos = __popc(__ballot_sync(0xffffffffu, lane < free_slots && score >= cv));
+        const float up_score = __shfl_up_sync(0xffffffffu, score, 1);
+        const int up_block = __shfl_up_sync(0xffffffffu, block, 1);
+        if (lane > pos && lane < free_slots) {
+          score = up_score;
+          block = up_block;
+        }
+        if (lane == pos) {
+          score = cv;
+          block = static_cast<int>(base + src);
+        }
+        worst = __shfl_sync(0xffffffffu, score, free_slots - 1);
+      }
+    }
+    list_score[tau * kMaxFree + lane] = score;
+    list_block[tau * kMaxFree + lane] = block;
+  };
+
+  int64_t j_done = 0;
+  for (int64_t kt = 0; kt < n_kt; ++kt) {
+    if (kt + 1 < n_kt) load_tile(kt + 1, (kt + 1) & 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const bf16_t* kst = ks + (kt & 1) * kKeys * S::kLdK;
+    const int64_t i0 = kt * kKeys;
+    float s[8][4] = {};
+    if (i0 < vis_warp_max) {
+#pragma unroll
+      for (int kk = 0; kk < DK / 16; ++kk) {
+        uint32_t a[4];
+        ldsm_x4(a, a_addr(qs, S::kLdK, warp * 16, kk * 16, lane));
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t bb[4];
+          ldsm_x4(bb, bn_addr(kst, S::kLdK, np * 16, kk * 16, lane));
+          mma_bf16(s[2 * np], a, bb[0], bb[1]);
+          mma_bf16(s[2 * np + 1], a, bb[2], bb[3]);
+        }
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = row[h];
+      const float row_lse = lse2[r];
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int col = nt * 8 + (lane & 3) * 2;
+        const int64_t key = i0 + col;
+        float2 p;
+        p.x = key < vis[h] ? exp2f(s[nt][2 * h] * scale_log2 - row_lse) : 0.f;
+        p.y = key + 1 < vis[h] ? exp2f(s[nt][2 * h + 1] * scale_log2 - row_lse) : 0.f;
+        *reinterpret_cast<float2*>(ps + r * kPsLd + col) = p;
+      }
+    }
+    __syncthreads();
+
+    // Eq. 10 first: row tau·G of ps becomes the group's sum over its heads (in place, column by column).
+    if (group > 1) {
+      for (int idx = tid; idx < shape.tokens * kKeys; idx += kThreads) {
+        float* col = ps + (idx / kKeys) * static_cast<int>(group) * kPsLd + idx % kKeys;
+        float sum = 0.f;
+        for (int h = 0; h < group; ++h) sum += col[h * kPsLd];
+        col[0] = sum;
+      }
+      __syncthreads();
+    }
+    // Eq. 9 in units of d-token segments: compressed block i covers segments [i, i + L), selection block j
+    // covers [j·P, (j+1)·P); the weight is the number of segments they share.
+    const int seg_l = static_cast<int>(geo.cmp_block / geo.cmp_stride);
+    const int seg_p = static_cast<int>(geo.slc_block / geo.cmp_stride);
+    const int64_t i_end = i0 + kKeys < vis_max ? i0 + kKeys : vis_max;
+    const int64_t j_lo = i0 / seg_p;
+    const int n_j = static_cast<int>((i_end - 1 + seg_l - 1) / seg_p - j_lo + 1);
+    for (int item = tid; item < shape.tokens * n_j; item += kThreads) {
+      const int tau = item / n_j;
+      const int64_t j = j_lo + item % n_j;
+      if (t0 + tau >= sz.seq) continue;
+      const int64_t first = j * seg_p - seg_l + 1, last = (j + 1) * seg_p - 1;
+      const int ia = static_cast<int>((first > i0 ? first : i0) - i0);
+      const int ib = static_cast<int>((last < i_end - 1 ? last : i_end - 1) - i0);
+      const int seg0 = static_cast<int>(j * seg_p - i0), seg1 = seg0 + seg_p;  // j's segments, tile-relative
+      const float* prow = ps + tau * static_cast<int>(group) * kPsLd;
+      float sum = 0.f;
+      for (int i = ia; i <= ib; ++i) {
+        const int hi = i + seg_l < seg1 ? i + seg_l : seg1, lo = i > seg0 ? i : seg0;
+        sum += prow[i] * static_cast<float>(hi - lo);
+      }
+      ring[tau * shape.ring + static_cast<int>(j % shape.ring)] += sum;
+    }
+    __syncthreads();
+    if (kt + 1 < n_kt) {
+      // Block j is final once its last compressed block (j+1)·l'/d − 1 is below the next tile.
+      const int64_t j_next = ceil_div((i0 + kKeys) * geo.cmp_stride + 1, geo.slc_block) - 1;
+      for (int tau = warp; tau < shape.tokens; tau += kThreads / 32) merge(tau, j_done, j_next);
+      j_done = j_next;
+      __syncthreads();
+    }
+  }
+  cp_async_wait<0>();
+
+  // The last blocks, then the output rows.
+  for (int tau = warp; tau < shape.tokens; tau += kThreads / 32) {
+    const int64_t t = t0 + tau;
+    if (t >= sz.seq) break;
+    const int64_t vis = t / geo.slc_block + 1;
+    merge(tau, j_done, vis);
+    __syncwarp();
+    const int free_slots = static_cast<int>(geo.top_n - forced_count(vis, geo));
+    const int listed = lane < free_slots ? list_block[tau * kMaxFree + lane] : -1;
+    // Forced blocks, ascending: [0, a) then [max(a, vis − local), vis).
+    const int64_t a = geo.init_blocks < vis ? geo.init_blocks : vis;
+    const int64_t c = vis - geo.local_blocks > a ? vis - geo.local_blocks : a;
+    const int64_t fj = lane < a ? lane : c + (lane - a);
+    const int forced = fj < vis ? static_cast<int>(fj) : -1;
+    int rank_listed = 0, rank_forced = 0, count = 0;
+    for (int src = 0; src < 32; ++src) {
+      const int ol = __shfl_sync(0xffffffffu, listed, src), of = __shfl_sync(0xffffffffu, forced, src);
+      count += (ol >= 0) + (of >= 0);
+      rank_listed += (ol >= 0 && ol < listed) + (of >= 0 && of < listed);
+      rank_forced += (ol >= 0 && ol < forced) + (of >= 0 && of < forced);
+    }
+    int32_t* out = indices + ((b * sz.seq + t) * sz.heads_kv + g) * geo.top_n;
+    if (listed >= 0) out[rank_listed] = listed;
+    if (forced >= 0) out[rank_forced] = forced;
+    for (int64_t slot = count + lane; slot < geo.top_n; slot += 32) out[slot] = -1;
+  }
+}
+
+bool tensor_core_path(const NsaSelectParams& p) {
+  const int64_t group = p.sz.heads_q / p.sz.heads_kv;
+  return p.dtype == ScalarType::bf16 && (p.sz.dim_k == 64 || p.sz.dim_k == 128 || p.sz.dim_k == 192) &&
+         group <= kRows && p.geo.top_n <= kMaxFree && aligned16({p.q, p.kc});
+}
+
+}  // namespace
+}  // namespace nsa::kernels::nsa_impl
+
+namespace nsa::kernels {
+using namespace nsa_impl;
+
+size_t nsa_select_workspace(const NsaSelectParams& p) {
+  return tensor_core_path(p) ? 0 : simt_select_scratch(p);
+}
+
+Status launch_nsa_select(const NsaSelectParams& p, cudaStream_t stream) {
+  if (!tensor_core_path(p)) return simt_select(p, p.workspace, stream);
+  const SelectShape shape = select_shape(p.sz, p.geo);
+  const dim3 grid(static_cast<unsigned>(ceil_div(p.sz.seq, shape.tokens)),
+                  static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
+  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
+  Status st{};
+  auto run = [&]<int DK>() {
+    const size_t bytes = SelectSmem<DK>::bytes(shape);
+    auto kernel = select_kernel<DK>;
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+    if (e != cudaSuccess) {
+      st = {e, nullptr};
+      return;
+    }
+    kernel<<<grid, kThreads, bytes, stream>>>(
+        static_cast<const bf16_t*>(p.q), static_cast<const bf16_t*>(p.kc), static_cast<const float*>(p.lse),
+        p.indices, p.sz, p.geo, scale_log2, shape);
+    st = last_launch();
+  };
+  if (p.sz.dim_k == 64) {
+    run.template operator()<64>();
+  } else if (p.sz.dim_k == 128) {
+    run.template operator()<128>();
+  } else {
+    run.template operator()<192>();
+  }
+  return st;
+}
+
+}  // namespace nsa::kernels

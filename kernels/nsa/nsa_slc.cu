@@ -1,0 +1,693 @@
+// Selected attention (paper eq. 12), the group-centric kernels of §3.4, on tensor cores (bf16 in, f32
+// accumulation), with the CUDA-core path for everything else.
+//
+// forward, dQ  one program per (b, t, KV head): the G query heads of the group form the M side of the
+//              products (padded to 16 rows, kept in registers), and the selected blocks are cut into
+//              16-key sub-tiles that the 4 warps share round-robin. Each warp streams its sub-tiles through
+//              its own double buffer (cp.async) and keeps its own online softmax; the 4 partial states are
+//              combined in shared memory at the end in a fixed order. Every program does the same amount of
+//              work (n blocks of l' keys), so the grid needs no balancing.
+// dK/dV        key-block-outer over the inverse index (nsa_inverse_index.cu): one program per selection
+//              block and chunk of the tokens that chose it. 4 warps of 16 keys hold the block's K/V in shared
+//              memory and walk the (token, head) rows 16 at a time: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO,
+//              dK += dSᵀ·Q. Lists longer than one chunk (block 0, which every token selects, and popular
+//              blocks) write f32 partials that a second kernel adds in chunk order: deterministic, no
+//              atomics.
+#include <algorithm>
+#include <cub/device/device_scan.cuh>
+
+#include "kernels/nsa/nsa_device.cuh"
+#include "kernels/nsa/nsa_internal.h"
+
+namespace nsa::kernels::nsa_impl {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = 4;
+constexpr int kSub = 16;       // keys per sub-tile
+constexpr int kMaxGroup = 16;  // query heads per KV head on the tensor-core path (one m16 tile)
+
+template <int DK, int DV>
+struct QuerySmem {
+  static constexpr int kLdK = DK + 8, kLdV = DV + 8;
+  static constexpr size_t kQ = sizeof(bf16_t) * kMaxGroup * (kLdK + kLdV);  // q and dO rows
+  static constexpr size_t kStages = sizeof(bf16_t) * kWarps * 2 * kSub * (kLdK + kLdV);
+  static constexpr size_t kCombine = sizeof(float) * kWarps * kMaxGroup * ((DK > DV ? DK : DV) + 2);
+  static_assert(kCombine <= kStages, "the combine buffer reuses the stages");
+  static size_t bytes(int64_t max_subs) { return kQ + kStages + sizeof(int) * (max_subs + 1); }
+};
+
+// The 16-key sub-tiles query t reads: for each valid selected block j (j·l' <= t), its sub-tiles starting at
+// or before t. Written by warp 0 into subs[], count into subs[max]; returns after a block barrier.
+template <class I>
+__device__ void build_sub_tiles(int* subs, int64_t max_subs, const I* row, int64_t n, int64_t t,
+                                int64_t n_slc, int64_t block, unsigned* flag) {
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    int count = 0;
+    for (int64_t base = 0; base < n; base += 32) {
+      const int64_t slot = base + lane;
+      int64_t j = slot < n ? static_cast<int64_t>(row[slot]) : -1;
+      if (j < -1 || j >= n_slc) {
+        if (flag) atomicOr(flag, kIndexOutOfRange);
+        j = -1;
+      }
+      int mine = 0;
+      if (j >= 0 && j * block <= t) {
+        const int64_t end = (j + 1) * block < t + 1 ? (j + 1) * block : t + 1;
+        mine = static_cast<int>(ceil_div(end - j * block, kSub));
+      }
+      int incl = mine;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const int other = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += other;
+      }
+      for (int s = 0; s < mine; ++s) subs[count + incl - mine + s] = static_cast<int>(j * block + s * kSub);
+      count += __shfl_sync(0xffffffffu, incl, 31);
+    }
+    if (lane == 0) subs[max_subs] = count;
+  }
+  __syncthreads();
+}
+
+template <int DK, int DV>
+__device__ __forceinline__ void load_sub_tile(bf16_t* ks, bf16_t* vs, const bf16_t* k, const bf16_t* v,
+                                              int64_t key0, int64_t b, int64_t g, const NsaSizes& sz,
+                                              int lane) {
+  auto row = [&](const bf16_t* base, int r, int dim) -> const bf16_t* {
+    const int64_t s = key0 + r;
+    return s < sz.seq ? base + ((b * sz.seq + s) * sz.heads_kv + g) * dim : nullptr;
+  };
+  load_rows_async(
+      ks, DK + 8, kSub, DK, k, [&](int r) { return row(k, r, DK); }, lane, 32);
+  load_rows_async(
+      vs, DV + 8, kSub, DV, v, [&](int r) { return row(v, r, DV); }, lane, 32);
+}
+
+// Forward (with_grad = false) or dQ (true) of one (b, t, g).
+template <int DK, int DV, bool kGrad, class I>
+__global__ void __launch_bounds__(kThreads, 2)
+    slc_query_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                     const I* __restrict__ indices, int64_t n_idx, const bf16_t* __restrict__ dout,
+                     const float* __restrict__ lse_in, const float* __restrict__ delta,
+                     bf16_t* __restrict__ out, float* __restrict__ lse_out, NsaSizes sz, NsaGeometry geo,
+                     float scale_log2, float scale, int64_t max_subs, unsigned* flag) {
+  using S = QuerySmem<DK, DV>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
+  bf16_t* dos = qs + kMaxGroup * S::kLdK;
+  bf16_t* stages = reinterpret_cast<bf16_t*>(smem + S::kQ);
+  int* subs = reinterpret_cast<int*>(smem + S::kQ + S::kStages);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t t = blockIdx.x, bg = blockIdx.y, b = bg / sz.heads_kv, g = bg % sz.heads_kv;
+  const int64_t group = sz.heads_q / sz.heads_kv;
+  const int64_t q_row0 = (b * sz.seq + t) * sz.heads_q + g * group;  // row of head 0 of the group
+
+  load_rows_async(
+      qs, S::kLdK, kMaxGroup, DK, q, [&](int r) { return r < group ? q + (q_row0 + r) * DK : nullptr; }, tid,
+      kThreads);
+  if constexpr (kGrad)
+    load_rows_async(
+        dos, S::kLdV, kMaxGroup, DV, q, [&](int r) { return r < group ? dout + (q_row0 + r) * DV : nullptr; },
+        tid, kThreads);
+  cp_async_commit();
+  build_sub_tiles(subs, max_subs, indices + ((b * sz.seq + t) * sz.heads_kv + g) * n_idx, n_idx, t,
+                  ceil_div(sz.seq, geo.slc_block), geo.slc_block, flag);
+  const int count = subs[max_subs];
+  cp_async_wait<0>();
+  __syncthreads();
+
+  uint32_t qa[DK / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < DK / 16; ++kk) ldsm_x4(qa[kk], a_addr(qs, S::kLdK, 0, kk * 16, lane));
+  [[maybe_unused]] uint32_t da[kGrad ? DV / 16 : 1][4];
+  const int ra = lane >> 2, rb = ra + 8;
+  [[maybe_unused]] float lse_a = 0.f, lse_b = 0.f, dl_a = 0.f, dl_b = 0.f;
+  if constexpr (kGrad) {
+#pragma unroll
+    for (int kk = 0; kk < DV / 16; ++kk) ldsm_x4(da[kk], a_addr(dos, S::kLdV, 0, kk * 16, lane));
+    auto stat = [&](int r) { return (b * sz.heads_q + g * group + r) * sz.seq + t; };
+    if (ra < group) lse_a = lse_in[stat(ra)] * kLog2e, dl_a = delta[stat(ra)];
+    if (rb < group) lse_b = lse_in[stat(rb)] * kLog2e, dl_b = delta[stat(rb)];
+  }
+
+  bf16_t* my_stage = stages + warp * 2 * kSub * (S::kLdK + S::kLdV);
+  auto stage_k = [&](int st) { return my_stage + st * kSub * (S::kLdK + S::kLdV); };
+  auto stage_v = [&](int st) { return stage_k(st) + kSub * S::kLdK; };
+
+  constexpr int kAcc = kGrad ? DK / 8 : DV / 8;
+  float acc[kAcc][4] = {};
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  if (warp < count) load_sub_tile<DK, DV>(stage_k(0), stage_v(0), k, v, subs[warp], b, g, sz, lane);
+  cp_async_commit();
+  for (int it = 0, e = warp; e < count; ++it, e += kWarps) {
+    if (e + kWarps < count)
+      load_sub_tile<DK, DV>(stage_k((it + 1) & 1), stage_v((it + 1) & 1), k, v, subs[e + kWarps], b, g, sz,
+                            lane);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncwarp();
+    const bf16_t* kst = stage_k(it & 1);
+    const bf16_t* vst = stage_v(it & 1);
+    const int64_t key0 = subs[e];
+    float s[2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; ++kk) {
+      uint32_t bb[4];
+      ldsm_x4(bb, bn_addr(kst, S::kLdK, 0, kk * 16, lane));
+      mma_bf16(s[0], qa[kk], bb[0], bb[1]);
+      mma_bf16(s[1], qa[kk], bb[2], bb[3]);
+    }
+    if constexpr (!kGrad) {
+      float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e2 = 0; e2 < 4; ++e2) {
+          const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
+          s[nt][e2] = key <= t ? s[nt][e2] * scale_log2 : -INFINITY;
+        }
+        mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
+        mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
+      }
+      const float mn_a = fmaxf(m_a, quad_max(mx_a)), mn_b = fmaxf(m_b, quad_max(mx_b));
+      const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+      const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+      m_a = mn_a;
+      m_b = mn_b;
+      float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        s[nt][0] = exp2f(s[nt][0] - base_a);
+        s[nt][1] = exp2f(s[nt][1] - base_a);
+        s[nt][2] = exp2f(s[nt][2] - base_b);
+        s[nt][3] = exp2f(s[nt][3] - base_b);
+        sum_a += s[nt][0] + s[nt][1];
+        sum_b += s[nt][2] + s[nt][3];
+      }
+      l_a = l_a * corr_a + sum_a;
+      l_b = l_b * corr_b + sum_b;
+#pragma unroll
+      for (int nt = 0; nt < kAcc; ++nt) {
+        acc[nt][0] *= corr_a;
+        acc[nt][1] *= corr_a;
+        acc[nt][2] *= corr_b;
+        acc[nt][3] *= corr_b;
+      }
+      uint32_t a[4];
+      acc_to_a(a, s[0], s[1]);
+#pragma unroll
+      for (int np = 0; np < DV / 16; ++np) {
+        uint32_t bb[4];
+        ldsm_x4_t(bb, bk_addr(vst, S::kLdV, 0, np * 16, lane));
+        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+      }
+    } else {
+      float dp[2][4] = {};
+#pragma unroll
+      for (int kk = 0; kk < DV / 16; ++kk) {
+        uint32_t bb[4];
+        ldsm_x4(bb, bn_addr(vst, S::kLdV, 0, kk * 16, lane));
+        mma_bf16(dp[0], da[kk], bb[0], bb[1]);
+        mma_bf16(dp[1], da[kk], bb[2], bb[3]);
+      }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e2 = 0; e2 < 4; ++e2) {
+          const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
+          const float p = key <= t ? exp2f(s[nt][e2] * scale_log2 - (e2 < 2 ? lse_a : lse_b)) : 0.f;
+          s[nt][e2] = p * (dp[nt][e2] - (e2 < 2 ? dl_a : dl_b));  // dS
+        }
+      }
+      uint32_t a[4];
+      acc_to_a(a, s[0], s[1]);
+#pragma unroll
+      for (int np = 0; np < DK / 16; ++np) {
+        uint32_t bb[4];
+        ldsm_x4_t(bb, bk_addr(kst, S::kLdK, 0, np * 16, lane));
+        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+    __syncwarp();
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // every warp is done with its stages: reuse them for the combine
+
+  constexpr int kCols = kGrad ? DK : DV;
+  float* comb = reinterpret_cast<float*>(stages);  // [kWarps][kMaxGroup][kCols]
+  float* comb_m = comb + kWarps * kMaxGroup * kCols;
+  float* comb_l = comb_m + kWarps * kMaxGroup;
+  l_a = quad_sum(l_a);
+  l_b = quad_sum(l_b);
+#pragma unroll
+  for (int nt = 0; nt < kAcc; ++nt) {
+    const int col = nt * 8 + (lane & 3) * 2;
+    *reinterpret_cast<float2*>(comb + (warp * kMaxGroup + ra) * kCols + col) =
+        make_float2(acc[nt][0], acc[nt][1]);
+    *reinterpret_cast<float2*>(comb + (warp * kMaxGroup + rb) * kCols + col) =
+        make_float2(acc[nt][2], acc[nt][3]);
+  }
+  if ((lane & 3) == 0) {
+    comb_m[warp * kMaxGroup + ra] = m_a;
+    comb_m[warp * kMaxGroup + rb] = m_b;
+    comb_l[warp * kMaxGroup + ra] = l_a;
+    comb_l[warp * kMaxGroup + rb] = l_b;
+  }
+  __syncthreads();
+  for (int idx = tid; idx < group * kCols; idx += kThreads) {
+    const int r = idx / kCols, col = idx % kCols;
+    if constexpr (kGrad) {
+      float sum = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) sum += comb[(w * kMaxGroup + r) * kCols + col];
+      out[(q_row0 + r) * DK + col] = __float2bfloat16_rn(sum * scale);
+    } else {
+      float m = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) m = fmaxf(m, comb_m[w * kMaxGroup + r]);
+      float l = 0.f, o = 0.f;
+      if (m != -INFINITY) {
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) {
+          const float f = exp2f(comb_m[w * kMaxGroup + r] - m);
+          l += comb_l[w * kMaxGroup + r] * f;
+          o += comb[(w * kMaxGroup + r) * kCols + col] * f;
+        }
+      }
+      out[(q_row0 + r) * DV + col] = __float2bfloat16_rn(l > 0.f ? o / l : 0.f);
+      if (col == 0)
+        lse_out[(b * sz.heads_q + g * group + r) * sz.seq + t] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
+    }
+  }
+}
+
+// ---- dK/dV ----------------------------------------------------------------------------------------
+
+constexpr int kRowTile = 16;    // (token, head) rows per product step
+constexpr int kStageRows = 64;  // rows per loaded stage: four product steps per barrier
+constexpr int kPassKeys = kWarps * kSub;
+
+template <int DK, int DV>
+struct KvSmem {
+  static constexpr int kLdK = DK + 8, kLdV = DV + 8;
+  static constexpr size_t kTiles =
+      sizeof(bf16_t) * (kPassKeys * (kLdK + kLdV) + 2 * kStageRows * (kLdK + kLdV));
+  static constexpr size_t kBytes = kTiles + 2 * kStageRows * (2 * sizeof(float) + sizeof(int));
+};
+
+struct SlcItems {
+  const int* row_start;    // [X + 1] (inverse index)
+  const uint64_t* sorted;  // inverse index keys
+  const int* n_chunks;     // [X + 1]
+  const int* item_start;   // [X + 1]
+  const int* slot_start;   // [X + 1]
+  const int2* items;       // (list, chunk)
+  int64_t lists, chunk_entries;
+};
+
+template <int DK, int DV>
+__global__ void __launch_bounds__(kThreads, 2)
+    slc_dkdv_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
+                    const bf16_t* __restrict__ k, const bf16_t* __restrict__ v, const float* __restrict__ lse,
+                    const float* __restrict__ delta, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
+                    float* __restrict__ partial, NsaSizes sz, NsaGeometry geo, float scale_log2, float scale,
+                    SlcItems plan) {
+  using S = KvSmem<DK, DV>;
+  if (blockIdx.x >= plan.item_start[plan.lists]) return;
+  const int2 item = plan.items[blockIdx.x];
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16_t* ks = reinterpret_cast<bf16_t*>(smem);
+  bf16_t* vs = ks + kPassKeys * S::kLdK;
+  bf16_t* qs = vs + kPassKeys * S::kLdV;  // [2][kStageRows][kLdK]
+  bf16_t* dos = qs + 2 * kStageRows * S::kLdK;
+  float* st_lse = reinterpret_cast<float*>(smem + S::kTiles);  // [2][kStageRows], log2 units
+  float* st_delta = st_lse + 2 * kStageRows;
+  int* st_token = reinterpret_cast<int*>(st_delta + 2 * kStageRows);  // −1: no row (T < 2^31)
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t bh = sz.batch * sz.heads_kv, x = item.x;
+  const int64_t j = x / bh, bg = x % bh, b = bg / sz.heads_kv, g = bg % sz.heads_kv;
+  const int64_t group = sz.heads_q / sz.heads_kv;
+  const int64_t e_lo = plan.row_start[x] + static_cast<int64_t>(item.y) * plan.chunk_entries;
+  const int64_t e_hi = std::min<int64_t>(e_lo + plan.chunk_entries, plan.row_start[x + 1]);
+  const int64_t rows = (e_hi - e_lo) * group;
+  const int64_t n_steps = ceil_div(rows, kStageRows);
+  const bool direct = plan.n_chunks[x] == 1;
+  float* part = partial + static_cast<int64_t>(plan.slot_start[x] + item.y) * geo.slc_block * (DK + DV);
+
+  auto load_rows = [&](int64_t step) {
+    const int st = step & 1;
+    const int64_t r0 = step * kStageRows;
+    auto where = [&](int r, int64_t& token, int64_t& head) {
+      const int64_t rr = r0 + r;
+      if (rr >= rows) return false;
+      const uint32_t entry = static_cast<uint32_t>(rr) / static_cast<uint32_t>(group);
+      token = static_cast<int64_t>(plan.sorted[e_lo + entry]) - x * sz.seq;  // keys are x·T + t
+      head = g * group + (rr - static_cast<int64_t>(entry) * group);
+      return true;
+    };
+    load_rows_async(
+        qs + st * kStageRows * S::kLdK, S::kLdK, kStageRows, DK, q,
+        [&](int r) -> const bf16_t* {
+          int64_t token, head;
+          return where(r, token, head) ? q + ((b * sz.seq + token) * sz.heads_q + head) * DK : nullptr;
+        },
+        tid, kThreads);
+    load_rows_async(
+        dos + st * kStageRows * S::kLdV, S::kLdV, kStageRows, DV, q,
+        [&](int r) -> const bf16_t* {
+          int64_t token, head;
+          return where(r, token, head) ? dout + ((b * sz.seq + token) * sz.heads_q + head) * DV : nullptr;
+        },
+        tid, kThreads);
+    if (tid < kStageRows) {
+      int64_t token = -1, head = 0;
+      const bool ok = where(tid, token, head);
+      const int64_t stat = (b * sz.heads_q + head) * sz.seq + token;
+      st_lse[st * kStageRows + tid] = ok ? lse[stat] * kLog2e : 0.f;
+      st_delta[st * kStageRows + tid] = ok ? delta[stat] : 0.f;
+      st_token[st * kStageRows + tid] = ok ? static_cast<int>(token) : -1;
+    }
+  };
+
+  const int64_t block0 = j * geo.slc_block;
+  for (int64_t pass = 0; pass * kPassKeys < geo.slc_block; ++pass) {
+    const int64_t pass0 = block0 + pass * kPassKeys;
+    const int64_t pass_keys = std::min<int64_t>(kPassKeys, geo.slc_block - pass * kPassKeys);
+    auto key_row = [&](const bf16_t* base, int r, int dim) -> const bf16_t* {
+      const int64_t s = pass0 + r;
+      return r < pass_keys && s < sz.seq ? base + ((b * sz.seq + s) * sz.heads_kv + g) * dim : nullptr;
+    };
+    load_rows_async(
+        ks, S::kLdK, kPassKeys, DK, q, [&](int r) { return key_row(k, r, DK); }, tid, kThreads);
+    load_rows_async(
+        vs, S::kLdV, kPassKeys, DV, q, [&](int r) { return key_row(v, r, DV); }, tid, kThreads);
+    cp_async_commit();
+    if (n_steps > 0) load_rows(0);
+    cp_async_commit();
+
+    const bool warp_active = warp * kSub < pass_keys && pass0 + warp * kSub < sz.seq;
+    const int key_a = static_cast<int>(pass0) + warp * kSub + (lane >> 2), key_b = key_a + 8;
+    float dka[DK / 8][4] = {}, dva[DV / 8][4] = {};
+    for (int64_t step = 0; step < n_steps; ++step) {
+      if (step + 1 < n_steps) load_rows(step + 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+      __syncthreads();
+#pragma unroll 1
+      for (int sub = 0; sub < kStageRows / kRowTile; ++sub) {
+        const int row0 = (step & 1) * kStageRows + sub * kRowTile;  // in the stage buffers
+        if (step * kStageRows + sub * kRowTile >= rows) break;
+        const bf16_t* qst = qs + row0 * S::kLdK;
+        const bf16_t* dost = dos + row0 * S::kLdV;
+        if (warp_active) {
+          float s[2][4] = {}, dp[2][4] = {};
+#pragma unroll
+          for (int kk = 0; kk < DK / 16; ++kk) {
+            uint32_t a[4], bb[4];
+            ldsm_x4(a, a_addr(ks, S::kLdK, warp * kSub, kk * 16, lane));
+            ldsm_x4(bb, bn_addr(qst, S::kLdK, 0, kk * 16, lane));
+            mma_bf16(s[0], a, bb[0], bb[1]);
+            mma_bf16(s[1], a, bb[2], bb[3]);
+          }
+#pragma unroll
+          for (int kk = 0; kk < DV / 16; ++kk) {
+            uint32_t a[4], bb[4];
+            ldsm_x4(a, a_addr(vs, S::kLdV, warp * kSub, kk * 16, lane));
+            ldsm_x4(bb, bn_addr(dost, S::kLdV, 0, kk * 16, lane));
+            mma_bf16(dp[0], a, bb[0], bb[1]);
+            mma_bf16(dp[1], a, bb[2], bb[3]);
+          }
+#pragma unroll
+          for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+            for (int e2 = 0; e2 < 4; ++e2) {
+              const int col = row0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
+              const int key = e2 < 2 ? key_a : key_b, token = st_token[col];
+              const float p = token >= 0 && key <= token ? exp2f(s[nt][e2] * scale_log2 - st_lse[col]) : 0.f;
+              s[nt][e2] = p;
+              dp[nt][e2] = p * (dp[nt][e2] - st_delta[col]);  // dSᵀ
+            }
+          }
+          uint32_t a[4];
+          acc_to_a(a, s[0], s[1]);
+#pragma unroll
+          for (int np = 0; np < DV / 16; ++np) {
+            uint32_t bb[4];
+            ldsm_x4_t(bb, bk_addr(dost, S::kLdV, 0, np * 16, lane));
+            mma_bf16(dva[2 * np], a, bb[0], bb[1]);
+            mma_bf16(dva[2 * np + 1], a, bb[2], bb[3]);
+          }
+          acc_to_a(a, dp[0], dp[1]);
+#pragma unroll
+          for (int np = 0; np < DK / 16; ++np) {
+            uint32_t bb[4];
+            ldsm_x4_t(bb, bk_addr(qst, S::kLdK, 0, np * 16, lane));
+            mma_bf16(dka[2 * np], a, bb[0], bb[1]);
+            mma_bf16(dka[2 * np + 1], a, bb[2], bb[3]);
+          }
+        }
+      }
+      __syncthreads();
+    }
+    cp_async_wait<0>();
+
+    auto finish = [&](int64_t key, int half) {
+      const int64_t local = key - block0;
+      if (!warp_active || local >= geo.slc_block || key >= sz.seq) return;
+      if (direct) {
+        bf16_t* krow = dk + ((b * sz.seq + key) * sz.heads_kv + g) * DK;
+        bf16_t* vrow = dv + ((b * sz.seq + key) * sz.heads_kv + g) * DV;
+#pragma unroll
+        for (int nt = 0; nt < DK / 8; ++nt)
+          *reinterpret_cast<__nv_bfloat162*>(krow + nt * 8 + (lane & 3) * 2) =
+              __floats2bfloat162_rn(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
+#pragma unroll
+        for (int nt = 0; nt < DV / 8; ++nt)
+          *reinterpret_cast<__nv_bfloat162*>(vrow + nt * 8 + (lane & 3) * 2) =
+              __floats2bfloat162_rn(dva[nt][2 * half], dva[nt][2 * half + 1]);
+      } else {
+        float* row = part + local * (DK + DV);
+#pragma unroll
+        for (int nt = 0; nt < DK / 8; ++nt)
+          *reinterpret_cast<float2*>(row + nt * 8 + (lane & 3) * 2) =
+              make_float2(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
+#pragma unroll
+        for (int nt = 0; nt < DV / 8; ++nt)
+          *reinterpret_cast<float2*>(row + DK + nt * 8 + (lane & 3) * 2) =
+              make_float2(dva[nt][2 * half], dva[nt][2 * half + 1]);
+      }
+    };
+    finish(key_a, 0);
+    finish(key_b, 1);
+    __syncthreads();  // the next pass reloads the key tiles
+  }
+}
+
+__global__ void slc_chunk_counts_kernel(const int* __restrict__ row_start, int* __restrict__ n_chunks,
+                                        int* __restrict__ n_slots, int64_t lists, int64_t chunk_entries) {
+  for (int64_t x = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; x <= lists;
+       x += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int chunks = 0;
+    if (x < lists) {
+      const int64_t len = row_start[x + 1] - row_start[x];
+      chunks = len > chunk_entries ? static_cast<int>(ceil_div(len, chunk_entries)) : 1;
+    }
+    n_chunks[x] = chunks;
+    n_slots[x] = chunks > 1 ? chunks : 0;
+  }
+}
+
+__global__ void slc_items_kernel(const int* __restrict__ n_chunks, const int* __restrict__ item_start,
+                                 int2* __restrict__ items, int64_t lists) {
+  for (int64_t x = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; x < lists;
+       x += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    for (int c = 0; c < n_chunks[x]; ++c) items[item_start[x] + c] = make_int2(static_cast<int>(x), c);
+}
+
+template <int DK, int DV>
+__global__ void slc_reduce_kernel(const float* __restrict__ partial, bf16_t* __restrict__ dk,
+                                  bf16_t* __restrict__ dv, NsaSizes sz, NsaGeometry geo, SlcItems plan) {
+  const int64_t x = blockIdx.x;
+  const int chunks = plan.n_chunks[x];
+  if (chunks <= 1) return;
+  const int64_t bh = sz.batch * sz.heads_kv, j = x / bh, bg = x % bh;
+  const int64_t b = bg / sz.heads_kv, g = bg % sz.heads_kv;
+  const int64_t stride = geo.slc_block * (DK + DV);
+  const float* base = partial + static_cast<int64_t>(plan.slot_start[x]) * stride;
+  for (int64_t idx = threadIdx.x; idx < stride; idx += blockDim.x) {
+    const int64_t local = idx / (DK + DV), col = idx % (DK + DV), key = j * geo.slc_block + local;
+    if (key >= sz.seq) continue;
+    float sum = 0.f;
+    for (int c = 0; c < chunks; ++c) sum += base[c * stride + idx];
+    const int64_t row = (b * sz.seq + key) * sz.heads_kv + g;
+    if (col < DK) {
+      dk[row * DK + col] = __float2bfloat16_rn(sum);
+    } else {
+      dv[row * DV + col - DK] = __float2bfloat16_rn(sum);
+    }
+  }
+}
+
+bool tensor_core_path(ScalarType dtype, const NsaSizes& sz, const NsaGeometry& geo,
+                      std::initializer_list<const void*> ptrs) {
+  return dtype == ScalarType::bf16 && tensor_core_dims(sz.dim_k, sz.dim_v) &&
+         sz.heads_q / sz.heads_kv <= kMaxGroup && geo.slc_block % kSub == 0 && aligned16(ptrs);
+}
+bool tensor_core_path(const NsaBackwardParams& p) {
+  return tensor_core_path(p.dtype, p.sz, p.geo, {p.dout, p.q, p.k, p.v, p.dq, p.dk, p.dv});
+}
+
+int64_t max_sub_tiles(int64_t n_idx, const NsaGeometry& geo) { return n_idx * ceil_div(geo.slc_block, kSub); }
+
+template <class Kernel>
+Status allow_smem(Kernel kernel, size_t bytes) {
+  return {cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+          nullptr};
+}
+
+// The selected backward's workspace.
+struct SlcBackwardLayout {
+  InverseIndex ix;
+  float* delta = nullptr;
+  double* delta64 = nullptr;
+  int *n_chunks = nullptr, *item_start = nullptr, *n_slots = nullptr, *slot_start = nullptr;
+  int2* items = nullptr;
+  float* partial = nullptr;
+  int64_t chunk_entries = 0, max_items = 0;
+  size_t bytes = 0;
+};
+
+SlcBackwardLayout slc_backward_layout(const NsaBackwardParams& p) {
+  Carver c{static_cast<char*>(p.workspace)};
+  SlcBackwardLayout l;
+  l.ix = inverse_index_layout(p);
+  const size_t rows = static_cast<size_t>(p.sz.batch * p.sz.seq * p.sz.heads_q);
+  const size_t lists1 = static_cast<size_t>(l.ix.lists + 1);
+  l.ix.counts = c.take<int>(lists1);
+  l.ix.row_start = c.take<int>(lists1);
+  l.ix.keys = c.take<uint64_t>(static_cast<size_t>(l.ix.entries));
+  l.ix.sorted = c.take<uint64_t>(static_cast<size_t>(l.ix.entries));
+  l.ix.temp = c.take<char>(l.ix.temp_bytes);
+  if (tensor_core_path(p)) {
+    const int64_t group = p.sz.heads_q / p.sz.heads_kv;
+    // Chunks of at least 256 rows; about 1024 chunks over the whole backward when the lists are long.
+    l.chunk_entries = std::max(ceil_div(256, group), ceil_div(l.ix.entries, 1024));
+    l.max_items = l.ix.lists + ceil_div(l.ix.entries, l.chunk_entries) + 1;
+    const int64_t max_slots = 2 * ceil_div(l.ix.entries, l.chunk_entries) + 1;
+    l.delta = c.take<float>(rows);
+    l.n_chunks = c.take<int>(lists1);
+    l.item_start = c.take<int>(lists1);
+    l.n_slots = c.take<int>(lists1);
+    l.slot_start = c.take<int>(lists1);
+    l.items = c.take<int2>(static_cast<size_t>(l.max_items));
+    l.partial = c.take<float>(static_cast<size_t>(max_slots * p.geo.slc_block * (p.sz.dim_k + p.sz.dim_v)));
+  } else {
+    l.delta64 = c.take<double>(rows);
+  }
+  l.bytes = c.used;
+  return l;
+}
+
+}  // namespace
+}  // namespace nsa::kernels::nsa_impl
+
+namespace nsa::kernels {
+using namespace nsa_impl;
+
+Status launch_nsa_slc_forward(const NsaSlcForwardParams& p, cudaStream_t stream) {
+  if (!tensor_core_path(p.dtype, p.sz, p.geo, {p.q, p.k, p.v, p.out})) return simt_slc_forward(p, stream);
+  const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
+  const int64_t max_subs = max_sub_tiles(p.n_indices, p.geo);
+  const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
+  Status st{};
+  dispatch_dims(p.sz.dim_k, p.sz.dim_v, [&]<int DK, int DV>() {
+    const bool ok = dispatch_index(p.index_type, [&]<class I>() {
+      auto kernel = slc_query_kernel<DK, DV, false, I>;
+      const size_t bytes = QuerySmem<DK, DV>::bytes(max_subs);
+      if (st = allow_smem(kernel, bytes); !st.ok()) return;
+      kernel<<<grid, kThreads, bytes, stream>>>(
+          static_cast<const bf16_t*>(p.q), static_cast<const bf16_t*>(p.k), static_cast<const bf16_t*>(p.v),
+          static_cast<const I*>(p.indices), p.n_indices, nullptr, nullptr, nullptr,
+          static_cast<bf16_t*>(p.out), static_cast<float*>(p.lse), p.sz, p.geo, scale_log2, 0.f, max_subs,
+          p.error_flag);
+      st = last_launch();
+    });
+    if (!ok) st = invalid("NSA block indices must be i32 or i64");
+  });
+  return st;
+}
+
+size_t nsa_slc_backward_workspace(const NsaBackwardParams& p) {
+  NsaBackwardParams measure = p;
+  measure.workspace = nullptr;
+  return slc_backward_layout(measure).bytes;
+}
+
+Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) {
+  const SlcBackwardLayout ws = slc_backward_layout(p);
+  if (Status s = build_inverse_index(p, ws.ix, stream); !s.ok()) return s;
+  if (!tensor_core_path(p)) {
+    if (Status s = row_delta<double>(p, ws.delta64, stream); !s.ok()) return s;
+    return simt_slc_backward(p, ws.delta64, ws.ix.row_start, ws.ix.sorted, stream);
+  }
+  if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
+
+  // Work items: each list cut into chunks of chunk_entries tokens.
+  const int64_t lists = ws.ix.lists;
+  slc_chunk_counts_kernel<<<grid_for(lists + 1, 256), 256, 0, stream>>>(ws.ix.row_start, ws.n_chunks,
+                                                                        ws.n_slots, lists, ws.chunk_entries);
+  if (Status s = last_launch(); !s.ok()) return s;
+  size_t temp = ws.ix.temp_bytes;
+  cudaError_t e =
+      cub::DeviceScan::ExclusiveSum(ws.ix.temp, temp, ws.n_chunks, ws.item_start, lists + 1, stream);
+  if (e != cudaSuccess) return {e, nullptr};
+  temp = ws.ix.temp_bytes;
+  e = cub::DeviceScan::ExclusiveSum(ws.ix.temp, temp, ws.n_slots, ws.slot_start, lists + 1, stream);
+  if (e != cudaSuccess) return {e, nullptr};
+  slc_items_kernel<<<grid_for(lists, 256), 256, 0, stream>>>(ws.n_chunks, ws.item_start, ws.items, lists);
+  if (Status s = last_launch(); !s.ok()) return s;
+  const SlcItems plan{ws.ix.row_start, ws.ix.sorted, ws.n_chunks, ws.item_start,
+                      ws.slot_start,   ws.items,     lists,       ws.chunk_entries};
+
+  const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
+  const int64_t max_subs = max_sub_tiles(p.n_indices, p.geo);
+  Status st{};
+  dispatch_dims(p.sz.dim_k, p.sz.dim_v, [&]<int DK, int DV>() {
+    const auto* dout = static_cast<const bf16_t*>(p.dout);
+    const auto* q = static_cast<const bf16_t*>(p.q);
+    const auto* k = static_cast<const bf16_t*>(p.k);
+    const auto* v = static_cast<const bf16_t*>(p.v);
+    const auto* lse = static_cast<const float*>(p.lse);
+    auto* dk = static_cast<bf16_t*>(p.dk);
+    auto* dv = static_cast<bf16_t*>(p.dv);
+    const bool ok = dispatch_index(p.index_type, [&]<class I>() {
+      auto kernel = slc_query_kernel<DK, DV, true, I>;
+      const size_t bytes = QuerySmem<DK, DV>::bytes(max_subs);
+      if (st = allow_smem(kernel, bytes); !st.ok()) return;
+      const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
+      kernel<<<grid, kThreads, bytes, stream>>>(q, k, v, static_cast<const I*>(p.indices), p.n_indices, dout,
+                                                lse, ws.delta, static_cast<bf16_t*>(p.dq), nullptr, p.sz,
+                                                p.geo, scale_log2, scale, max_subs, nullptr);
+      st = last_launch();
+    });
+    if (!ok) st = invalid("NSA block indices must be i32 or i64");
+    if (!st.ok()) return;
+    auto kernel = slc_dkdv_kernel<DK, DV>;
+    if (st = allow_smem(kernel, KvSmem<DK, DV>::kBytes); !st.ok()) return;
+    kernel<<<static_cast<unsigned>(ws.max_items), kThreads, KvSmem<DK, DV>::kBytes, stream>>>(
+        dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
+    if (st = last_launch(); !st.ok()) return;
+    slc_reduce_kernel<DK, DV>
+        <<<static_cast<unsigned>(lists), 256, 0, stream>>>(ws.partial, dk, dv, p.sz, p.geo, plan);
+    st = last_launch();
+  });
+  return st;
+}
+
+}  // namespace nsa::kernels
