@@ -142,6 +142,14 @@ class Backend {
                                           const Tensor& dout, const Tensor& q, const Tensor& k,
                                           const Tensor& v, const Tensor& indices, const Tensor& out,
                                           const Tensor& lse, const NsaBlocks& blocks, double scale) = 0;
+  // The gate (paper eq. 5): logits [rows, 3] (cmp, slc, win), branch outputs and out [rows, Dv], rows =
+  // B·T·Hq. out = Σ_c σ(logits[:, c])·o_c. Backward: d_o_c = σ(logits[:, c])·dout and
+  // d_logits[:, c] = σ'(logits[:, c])·Σ_Dv dout·o_c (0 when Dv = 0).
+  virtual void nsa_gate_forward(const Tensor& out, const Tensor& logits, const Tensor& o_cmp,
+                                const Tensor& o_slc, const Tensor& o_win) = 0;
+  virtual void nsa_gate_backward(const Tensor& d_logits, const Tensor& d_cmp, const Tensor& d_slc,
+                                 const Tensor& d_win, const Tensor& dout, const Tensor& logits,
+                                 const Tensor& o_cmp, const Tensor& o_slc, const Tensor& o_win) = 0;
 
   // Throws if a kernel flagged bad input since the last call (an index or target out of range). Waits for
   // the device: call it at sync points (logging, the end of a test), never inside a step.

@@ -232,9 +232,37 @@ Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double sca
       in.slc_indices.defined() ? in.slc_indices : nsa_select_blocks(in.q, kc, cmp.lse, cfg, scale);
   const Tensor o_slc = nsa_selected_attention(in.q, in.k_slc, in.v_slc, indices, cfg, scale);
   const Tensor o_win = attention(in.q, in.k_win, in.v_win, scale, cfg.window);
-  const Tensor gates = sigmoid(g);  // [B, T, Hq, 3], broadcast over Dv below
-  return add(add(mul(narrow(gates, 3, 0, 1), cmp.out), mul(narrow(gates, 3, 1, 1), o_slc)),
-             mul(narrow(gates, 3, 2, 1), o_win));
+  return nsa_gate_combine(g, cmp.out, o_slc, o_win);
+}
+
+Tensor nsa_gate_combine(const Tensor& gate_logits, const Tensor& o_cmp, const Tensor& o_slc,
+                        const Tensor& o_win) {
+  const char* op = "nsa_gate_combine";
+  detail::check_floating(op, gate_logits, "gate_logits");
+  check_floating_same(op, gate_logits, {{&o_cmp, "o_cmp"}, {&o_slc, "o_slc"}, {&o_win, "o_win"}});
+  NSA_CHECK(o_cmp.dim() == 4 && o_slc.shape() == o_cmp.shape() && o_win.shape() == o_cmp.shape(), "[", op,
+            "] expected o_cmp, o_slc, o_win of one shape [B, T, H, Dv], got ", o_cmp.desc(), ", ",
+            o_slc.desc(), ", ", o_win.desc());
+  NSA_CHECK(gate_logits.dim() == 4 && gate_logits.size(0) == o_cmp.size(0) &&
+                gate_logits.size(1) == o_cmp.size(1) && gate_logits.size(2) == o_cmp.size(2) &&
+                gate_logits.size(3) == 3,
+            "[", op, "] expected gate_logits of shape [", o_cmp.size(0), ", ", o_cmp.size(1), ", ",
+            o_cmp.size(2), ", 3] (cmp, slc, win), got ", gate_logits.desc());
+  const Tensor gc = contiguous(gate_logits), cc = contiguous(o_cmp), sc = contiguous(o_slc),
+               wc = contiguous(o_win);
+  Tensor out = Tensor::empty(o_cmp.shape(), o_cmp.dtype(), o_cmp.device());
+  if (out.numel() > 0) backend_for(out.device()).nsa_gate_forward(out, gc, cc, sc, wc);
+  autograd::record(
+      op, {gc, cc, sc, wc}, out,
+      [gs = gc.alias(), cs = cc.alias(), ss = sc.alias(), ws = wc.alias()](std::span<const Tensor> g) {
+        // Every element is overwritten (d_logits too when Dv = 0: an empty sum).
+        auto grad_like = [](const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); };
+        Tensor dg = grad_like(gs), dc = grad_like(cs), ds = grad_like(ss), dw = grad_like(ws);
+        if (gs.numel() > 0)
+          backend_for(gs.device()).nsa_gate_backward(dg, dc, ds, dw, contiguous(g[0]), gs, cs, ss, ws);
+        return std::vector<Tensor>{dg, dc, ds, dw};
+      });
+  return out;
 }
 
 }  // namespace nsa

@@ -79,4 +79,11 @@ struct NsaBranchInputs {
 // All of it (paper eq. 5): o = σ(g_cmp)·o_cmp + σ(g_slc)·o_slc + σ(g_win)·o_win, [B, T, Hq, Dv].
 Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double scale = 0.0);
 
+// The gated sum of eq. 5 as one fused op: gate_logits [B, T, H, 3] (cmp, slc, win), o_cmp, o_slc, o_win
+// [B, T, H, Dv], one dtype and device. Returns [B, T, H, Dv] =
+//   σ(gate_logits[..., 0])·o_cmp + σ(gate_logits[..., 1])·o_slc + σ(gate_logits[..., 2])·o_win,
+// differentiable in all four inputs. Computes in f32 (f64 for f64), rounding each output once.
+Tensor nsa_gate_combine(const Tensor& gate_logits, const Tensor& o_cmp, const Tensor& o_slc,
+                        const Tensor& o_win);
+
 }  // namespace nsa

@@ -1,7 +1,8 @@
 // Native Sparse Attention benchmark: the whole op (nsa_attention: compression φ, compressed attention,
-// selection, selected attention, sliding window, gates) and each branch alone, forward and forward +
-// backward, at the paper's NSA geometry (l = 32, d = 16, l' = 64, n = 16 with 1 initial and 2 local blocks,
-// w = 512) and the benchmark model's attention shape: B = 1, Hq = 64, Hkv = 4, D = 128, bf16, T = 8k .. 64k.
+// selection, selected attention, sliding window, gates) and each branch alone (the gate both fused and as
+// the generic ops it replaced, with its bandwidth next to a device copy's), forward and forward + backward,
+// at the paper's NSA geometry (l = 32, d = 16, l' = 64, n = 16 with 1 initial and 2 local blocks, w = 512)
+// and the benchmark model's attention shape: B = 1, Hq = 64, Hkv = 4, D = 128, bf16, T = 8k .. 64k.
 //
 // FLOPs are the work each branch actually has to do: the compressed and window branches over the keys each
 // query sees, the selected branch over the tokens (<= t) of the blocks the selection really chose (counted
@@ -249,6 +250,49 @@ int main(int argc, char** argv) {
           },
           reps);
       rows.push_back({"sliding window (flash)", f_win, f, fb});
+    }
+    // The gate alone (eq. 5): the fused op against the generic ops it replaced, and the bandwidth it reaches
+    // next to a device-to-device copy (the forward moves 4 rows per (t, h), the backward 7).
+    {
+      const Tensor oc = act(heads_q), os = act(heads_q), ow = act(heads_q);
+      auto composed = [](const Tensor& g, const Tensor& c, const Tensor& s, const Tensor& w) {
+        const Tensor sg = sigmoid(g);
+        return add(add(mul(narrow(sg, 3, 0, 1), c), mul(narrow(sg, 3, 1, 1), s)),
+                   mul(narrow(sg, 3, 2, 1), w));
+      };
+      std::vector<Tensor> lv = {leaf(gates), leaf(oc), leaf(os), leaf(ow)};
+      auto timed = [&](auto&& gate_fn) {
+        const double f = fwd_only([&] { Tensor o = gate_fn(gates, oc, os, ow); });
+        const double fb = time_ms(
+            [&] {
+              for (Tensor& t : lv) t.set_grad(Tensor());
+              backward(gate_fn(lv[0], lv[1], lv[2], lv[3]), dout);
+            },
+            reps);
+        return std::pair<double, double>{f, fb};
+      };
+      const auto [f, fb] = timed([](const Tensor& g, const Tensor& c, const Tensor& s, const Tensor& w) {
+        return nsa_gate_combine(g, c, s, w);
+      });
+      const auto [cf, cfb] = timed(composed);
+      rows.push_back({"gate (fused nsa_gate_combine)", 0, f, fb});
+      rows.push_back({"gate (composed generic ops)", 0, cf, cfb});
+      const double row_bytes = static_cast<double>(oc.numel()) * 2.0;  // one [T, Hq, D] bf16 tensor
+      const double copy = time_ms(
+          [&] {
+            CHECK_CUDA(cudaMemcpyAsync(os.data_ptr(), oc.data_ptr(), static_cast<size_t>(row_bytes),
+                                       cudaMemcpyDeviceToDevice,
+                                       static_cast<cudaStream_t>(cuda::current_stream())));
+          },
+          reps);
+      char line[256];
+      std::snprintf(
+          line, sizeof(line),
+          "T = %lldk: gate fused %.2f ms fwd (%.0f GB/s), %.2f ms bwd (%.0f GB/s); composed %.2f / %.2f ms;"
+          " D2D copy %.0f GB/s",
+          static_cast<long long>(seq / 1024), f, 4 * row_bytes / f / 1e6, fb - f,
+          7 * row_bytes / (fb - f) / 1e6, cf, cfb - cf, 2 * row_bytes / copy / 1e6);
+      summary.push_back(line);
     }
     // The whole op, every input a leaf.
     {

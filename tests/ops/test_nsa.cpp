@@ -588,6 +588,114 @@ TEST(NsaAttention, GradCheckWhenSelectionCannotChange) {
   EXPECT_LT(err, 1e-6) << report;
 }
 
+// ---------------------------------------------------------------- the fused gate (eq. 5)
+
+// The gated sum as nsa_attention composed it before the fused op: sigmoid, narrow, broadcast mul, add.
+Tensor composed_gate(const Tensor& g, const Tensor& oc, const Tensor& os, const Tensor& ow) {
+  const Tensor s = sigmoid(g);
+  return add(add(mul(narrow(s, 3, 0, 1), oc), mul(narrow(s, 3, 1, 1), os)), mul(narrow(s, 3, 2, 1), ow));
+}
+
+TEST(NsaGateCombine, MatchesComposedOpsWithGradients) {
+  Generator gen(71);
+  for (const Dims& shape : {Dims{1, 1, 1, 1}, Dims{2, 33, 3, 5}, Dims{1, 77, 4, 130}}) {
+    const int64_t b = shape[0], t = shape[1], h = shape[2], dv = shape[3];
+    // Logits with std 4 reach saturated gates; o_slc a transposed view and the logits a narrowed one
+    // (non-contiguous inputs).
+    const Tensor logits_wide = leaf(random({b, t, h, 5}, gen, 4.0)), os_t = leaf(random({b, t, dv, h}, gen));
+    const Tensor logits = narrow(logits_wide, 3, 1, 3), os = transpose(os_t, 2, 3);
+    const Tensor oc = leaf(random(shape, gen)), ow = leaf(random(shape, gen));
+    const Tensor fused = nsa_gate_combine(logits, oc, os, ow);
+    ASSERT_EQ(fused.shape(), shape);
+    std::vector<Tensor> copies;
+    for (const Tensor& x : {logits, oc, os, ow}) copies.push_back(leaf(x));
+    const Tensor composed = composed_gate(copies[0], copies[1], copies[2], copies[3]);
+    const double err = rel_error(fused, composed);
+    std::printf("[nsa_gate_combine] [%lld, %lld, %lld, %lld] out rel_err=%.2e\n", static_cast<long long>(b),
+                static_cast<long long>(t), static_cast<long long>(h), static_cast<long long>(dv), err);
+    EXPECT_LT(err, 1e-14);
+    const Tensor dout = random(shape, gen);
+    backward(fused, dout);
+    backward(composed, dout);
+    ASSERT_TRUE(logits_wide.grad().defined() && os_t.grad().defined() && oc.grad().defined() &&
+                ow.grad().defined());
+    const std::vector<Tensor> fused_grads = {narrow(logits_wide.grad(), 3, 1, 3), oc.grad(),
+                                             transpose(os_t.grad(), 2, 3), ow.grad()};
+    for (size_t i = 0; i < fused_grads.size(); ++i) {
+      const double gerr = rel_error(fused_grads[i], copies[i].grad());
+      std::printf("[nsa_gate_combine]   grad of input %zu rel_err=%.2e\n", i, gerr);
+      EXPECT_LT(gerr, 1e-13) << "input " << i;
+    }
+  }
+}
+
+TEST(NsaGateCombine, GradCheck) {
+  Generator gen(72);
+  for (const Dims& shape : {Dims{1, 6, 2, 3}, Dims{2, 3, 1, 1}}) {
+    std::vector<Tensor> in = {leaf(random({shape[0], shape[1], shape[2], 3}, gen, 2.0)),
+                              leaf(random(shape, gen)), leaf(random(shape, gen)), leaf(random(shape, gen))};
+    std::string report;
+    const double err = gradcheck(
+        [](const std::vector<Tensor>& x) {
+          return std::vector<Tensor>{nsa_gate_combine(x[0], x[1], x[2], x[3])};
+        },
+        in, &report);
+    std::printf("[gradcheck] nsa_gate_combine%s\n", report.c_str());
+    EXPECT_LT(err, 1e-6) << report;
+  }
+}
+
+TEST(NsaGateCombine, LowerPrecisionsFollowF64) {
+  // The same (rounded) values in f32 and bf16: one rounding of each output, so errors of the dtype's epsilon.
+  Generator gen(73);
+  const Dims shape{2, 9, 3, 24};
+  for (const auto& [dtype, tol] : {std::pair<DType, double>{DType::f32, 1e-6}, {DType::bf16, 1e-2}}) {
+    std::vector<Tensor> f64_in, low_in;
+    for (const Dims& s : {Dims{2, 9, 3, 3}, shape, shape, shape}) {
+      const Tensor x = to(to(random(s, gen, 2.0), dtype), DType::f64);
+      f64_in.push_back(leaf(x));
+      low_in.push_back(leaf(to(x, dtype)));
+    }
+    const Tensor ref = nsa_gate_combine(f64_in[0], f64_in[1], f64_in[2], f64_in[3]);
+    const Tensor low = nsa_gate_combine(low_in[0], low_in[1], low_in[2], low_in[3]);
+    const Tensor dout = to(to(random(shape, gen), dtype), DType::f64);
+    backward(ref, dout);
+    backward(low, to(dout, dtype));
+    const double err = rel_error(low, ref);
+    std::printf("[nsa_gate_combine] %s out rel_err=%.2e\n", dtype_name(dtype), err);
+    EXPECT_LT(err, tol);
+    for (size_t i = 0; i < 4; ++i) {
+      const double gerr = rel_error(low_in[i].grad(), f64_in[i].grad());
+      std::printf("[nsa_gate_combine] %s grad of input %zu rel_err=%.2e\n", dtype_name(dtype), i, gerr);
+      EXPECT_LT(gerr, tol) << "input " << i;
+    }
+  }
+}
+
+TEST(NsaGateCombine, EmptyHeadDimGivesZeroGateGradient) {
+  Generator gen(74);
+  const Tensor logits = leaf(random({1, 4, 2, 3}, gen));
+  const Tensor o = leaf(random({1, 4, 2, 0}, gen));
+  const Tensor out = nsa_gate_combine(logits, o, o, o);
+  EXPECT_EQ(out.shape(), Dims({1, 4, 2, 0}));
+  backward(out, zeros({1, 4, 2, 0}, DType::f64, Device::cpu()));
+  ASSERT_TRUE(logits.grad().defined());
+  EXPECT_TRUE(equal_values(logits.grad(), zeros({1, 4, 2, 3}, DType::f64, Device::cpu())));
+}
+
+TEST(NsaGateCombine, RejectsBadInput) {
+  Generator gen(75);
+  const Tensor o = random({1, 4, 2, 3}, gen), g = random({1, 4, 2, 3}, gen);
+  EXPECT_NO_THROW(nsa_gate_combine(g, o, o, o));
+  EXPECT_THROW(nsa_gate_combine(random({1, 4, 2, 2}, gen), o, o, o), Error);  // two gates
+  EXPECT_THROW(nsa_gate_combine(random({1, 4, 3, 3}, gen), o, o, o), Error);  // other heads
+  EXPECT_THROW(nsa_gate_combine(g, o, random({1, 4, 2, 4}, gen), o), Error);  // branch shapes differ
+  EXPECT_THROW(nsa_gate_combine(g, o, o, to(o, DType::f32)), Error);          // dtypes differ
+  EXPECT_THROW(
+      nsa_gate_combine(reshape(g, {8, 3}), reshape(o, {8, 3}), reshape(o, {8, 3}), reshape(o, {8, 3})),
+      Error);  // not [B, T, H, ...]
+}
+
 // ---------------------------------------------------------------- input checks
 
 TEST(Nsa, RejectsBadInput) {

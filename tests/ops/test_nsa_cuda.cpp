@@ -406,6 +406,68 @@ TEST_P(NsaCuda, WholeLayer) {
     expect_close(name, what[i], got[i], ref[i], dtype, dtype == DType::bf16 ? 4e-2 : 1e-5);
 }
 
+// ---- the fused gate (nsa_gate_combine) --------------------------------------------------------------------
+
+// x on the GPU at an address 1 element past a 16-byte boundary: the kernels' scalar fallback.
+Tensor misaligned_on_gpu(const Tensor& x, DType dtype) {
+  const Tensor flat = Tensor::empty({x.numel() + 1}, dtype, Device::cuda());
+  const Tensor view = reshape(narrow(flat, 0, 1, x.numel()), x.shape());
+  copy_(view, on_gpu(x, dtype));
+  return view;
+}
+
+// out and the gradients of the four inputs against the CPU reference (f64 on the same rounded values); the
+// GPU backward runs twice and must repeat its bits.
+void check_gate(const Dims& shape, DType dtype, uint64_t seed, bool misaligned, double tol) {
+  char name[128];
+  std::snprintf(name, sizeof(name), "%s gate [%ld, %ld, %ld, %ld]%s", dtype_name(dtype),
+                static_cast<long>(shape[0]), static_cast<long>(shape[1]), static_cast<long>(shape[2]),
+                static_cast<long>(shape[3]), misaligned ? " misaligned" : "");
+  Generator gen(seed);
+  // Logits with std 2 (doubling is exact): gates from ~0.02 to ~0.98.
+  std::vector<Tensor> host = {mul_scalar(rounded({shape[0], shape[1], shape[2], 3}, dtype, gen), 2.0),
+                              rounded(shape, dtype, gen), rounded(shape, dtype, gen),
+                              rounded(shape, dtype, gen)};
+  const Tensor dout = rounded(shape, dtype, gen);
+  auto run = [](const std::vector<Tensor>& in, const Tensor& grad_out) {
+    std::vector<Tensor> x;
+    for (const Tensor& t : in) x.push_back(leaf(t));
+    std::vector<Tensor> res{nsa_gate_combine(x[0], x[1], x[2], x[3])};
+    backward(res[0], grad_out);
+    for (const Tensor& t : x) res.push_back(t.grad());
+    return res;
+  };
+  std::vector<Tensor> dev;
+  for (size_t i = 0; i < host.size(); ++i)
+    dev.push_back(misaligned && i == 2 ? misaligned_on_gpu(host[i], dtype) : on_gpu(host[i], dtype));
+  const std::vector<Tensor> ref = run(host, dout), got = run(dev, on_gpu(dout, dtype)),
+                            again = run(dev, on_gpu(dout, dtype));
+  const char* what[] = {"out", "d_logits", "d_cmp", "d_slc", "d_win"};
+  for (size_t i = 0; i < ref.size(); ++i) {
+    expect_close(name, what[i], got[i], ref[i], dtype, tol);
+    EXPECT_TRUE(equal_values(got[i], again[i])) << name << " " << what[i] << " differs between two runs";
+  }
+}
+
+// Shapes: a single element; Dv = 64, 128 (16-byte packs, 8 and 16 lanes per bf16 row); Dv = 5 (scalar
+// path); Dv = 200, 520 (rows longer than 32 lanes' packs); T·H not a multiple of the rows per block.
+const Dims kGateShapes[] = {{1, 1, 1, 1},      {2, 77, 3, 64},  {1, 130, 4, 128}, {1, 33, 16, 5},
+                            {1, 1000, 8, 128}, {1, 17, 2, 200}, {1, 9, 3, 520}};
+
+TEST_P(NsaCuda, GateCombine) {
+  NSA_REQUIRE_GPU();
+  uint64_t seed = 600;
+  for (const Dims& shape : kGateShapes) check_gate(shape, GetParam(), seed++, false, tolerance(GetParam()));
+  check_gate({2, 77, 3, 64}, GetParam(), seed++, true, tolerance(GetParam()));
+}
+
+TEST(NsaCudaF64, GateCombine) {
+  NSA_REQUIRE_GPU();
+  uint64_t seed = 700;
+  for (const Dims& shape : kGateShapes) check_gate(shape, DType::f64, seed++, false, 1e-12);
+  check_gate({1, 130, 4, 128}, DType::f64, seed++, true, 1e-12);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, NsaCuda, ::testing::Values(DType::bf16, DType::f32),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 

@@ -63,6 +63,11 @@ class CpuBackend final : public Backend {
                                   const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& indices,
                                   const Tensor& out, const Tensor& lse, const NsaBlocks& blocks,
                                   double scale) override;
+  void nsa_gate_forward(const Tensor& out, const Tensor& logits, const Tensor& o_cmp, const Tensor& o_slc,
+                        const Tensor& o_win) override;
+  void nsa_gate_backward(const Tensor& d_logits, const Tensor& d_cmp, const Tensor& d_slc,
+                         const Tensor& d_win, const Tensor& dout, const Tensor& logits, const Tensor& o_cmp,
+                         const Tensor& o_slc, const Tensor& o_win) override;
 };
 
 }  // namespace nsa::cpu
