@@ -17,43 +17,14 @@
 #include "core/allocator.h"
 #include "core/cuda_api.h"
 #include "ops/ops.h"
+#include "tests/bench/bench_timer.h"
 
 using namespace nsa;
 
 namespace {
 
-#define CHECK_CUDA(x)                                                      \
-  do {                                                                     \
-    cudaError_t e_ = (x);                                                  \
-    if (e_ != cudaSuccess) {                                               \
-      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                        \
-    }                                                                      \
-  } while (0)
-
-// Median milliseconds of `fn` over `reps` timed runs on the current stream, after one warm-up run.
-double time_ms(const std::function<void()>& fn, int reps) {
-  auto s = static_cast<cudaStream_t>(cuda::current_stream());
-  fn();
-  CHECK_CUDA(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  std::vector<double> ms;
-  for (int r = 0; r < reps; ++r) {
-    CHECK_CUDA(cudaEventRecord(a, s));
-    fn();
-    CHECK_CUDA(cudaEventRecord(b, s));
-    CHECK_CUDA(cudaEventSynchronize(b));
-    float t = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  CHECK_CUDA(cudaEventDestroy(a));
-  CHECK_CUDA(cudaEventDestroy(b));
-  return ms[ms.size() / 2];
-}
+// Median milliseconds of `fn` over `reps` timed runs, after one warm-up run.
+double time_ms(const std::function<void()>& fn, int reps) { return bench::median_ms(fn, reps); }
 
 // Mean number of keys a query sees: min(t + 1, window) averaged over t.
 double avg_keys(int64_t seq, int64_t window) {
