@@ -7,11 +7,16 @@
 //   forward  64 rows × 64-key tiles, 4 warps of 16 rows, online softmax, K/V double-buffered (cp.async);
 //            the programs holding the latest tokens (most keys) are launched first.
 //   dQ       the same tiling; recomputes S and dP from lse and delta = rowsum(dO ∘ O).
-//   dK/dV    one program per 64-key tile and chunk of query rows: 4 warps of 16 keys compute Sᵀ = K·Qᵀ,
-//            dPᵀ = V·dOᵀ for 32 query rows at a time and accumulate dV += Pᵀ·dO, dK += dSᵀ·Q in registers.
-//            A tile seen by more rows than one chunk holds writes f32 partials that a second kernel adds in
-//            chunk order, so the result is deterministic and no program runs much longer than another.
+//   dK/dV    one program per 64-key tile and chunk of query rows; Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ per stage of query
+//            rows, dV += Pᵀ·dO, dK += dSᵀ·Q accumulated in registers. The chunks sit at fixed row positions
+//            and the programs of one chunk run side by side, so L2 serves their shared Q/dO rows. A tile seen
+//            by several chunks writes f32 partials that a second kernel adds in chunk order: deterministic.
+// On Hopper (sm_90a, head dims 64 or 128) dQ and dK/dV run on wgmma, one warpgroup per program and two
+// programs per SM, operands straight from swizzled shared memory (Q, dO, P and dS from registers); elsewhere
+// (and for head dims 192/128) on mma.sync with 4 warps of 16 rows (dQ) or 16 keys (dK/dV). Both give the same
+// bits: the products accumulate their 16-deep k-steps in the same order.
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/nsa/nsa_device.cuh"
 #include "kernels/nsa/nsa_internal.h"
@@ -321,6 +326,72 @@ __global__ void __launch_bounds__(kThreads, 1)
   finish(rb, 1);
 }
 
+// ---- dK/dV -------------------------------------------------------------------------------------------
+
+// Work of the dK/dV kernels. Key tile kt (tile_keys keys) is seen by the rows from first_row(kt) on. The rows
+// are cut into chunks at fixed positions, chunk c = [c·chunk_rows, (c+1)·chunk_rows), and tile kt takes part
+// in chunks first_chunk(kt) .. n_chunks − 1: one program each. The grid runs the key tile fastest, so the
+// programs of one chunk run side by side and stream the same Q/dO rows, which L2 then serves to all but the
+// first. A tile of several chunks writes f32 partials (slot) that a second kernel adds in chunk order.
+struct KeyTilePlan {
+  int64_t tile_keys, chunk_rows, n_chunks, n_kt, slots_per_bg;
+  __host__ __device__ int64_t first_row(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
+    return (kt * tile_keys * geo.cmp_stride + geo.cmp_block - 1) * (sz.heads_q / sz.heads_kv);
+  }
+  __host__ __device__ int64_t first_chunk(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
+    return first_row(kt, sz, geo) / chunk_rows;
+  }
+  __host__ __device__ int64_t chunks(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
+    return n_chunks - first_chunk(kt, sz, geo);
+  }
+  // Partial slot of (bg, kt, chunk): the tiles' chunks one after another.
+  __host__ __device__ int64_t slot(int64_t bg, int64_t kt, int64_t chunk, const NsaSizes& sz,
+                                   const NsaGeometry& geo) const {
+    int64_t before = 0;
+    for (int64_t k = 0; k < kt; ++k) before += chunks(k, sz, geo);
+    return bg * slots_per_bg + before + chunk - first_chunk(kt, sz, geo);
+  }
+  // Rows of program (kt, chunk), [begin, end); empty when the tile takes no part in the chunk.
+  __host__ __device__ void rows(int64_t kt, int64_t chunk, const NsaSizes& sz, const NsaGeometry& geo,
+                                int64_t& begin, int64_t& end) const {
+    const int64_t total = sz.seq * (sz.heads_q / sz.heads_kv), fr = first_row(kt, sz, geo);
+    begin = chunk * chunk_rows > fr ? chunk * chunk_rows : fr;
+    end = (chunk + 1) * chunk_rows < total ? (chunk + 1) * chunk_rows : total;
+  }
+};
+
+// Writes the dK/dV rows of one key (the accumulator half `half` of this lane): straight to dk/dv as bf16 when
+// the tile has one chunk, else as f32 partials [tile_keys][DK + DV] of the program's slot (part points at the
+// row of the tile's first key).
+template <int DK, int DV, class KAcc, class VAcc>
+__device__ __forceinline__ void store_dkdv(int64_t key, int64_t key0, bool direct, float* part, bf16_t* dk,
+                                           bf16_t* dv, const NsaSizes& sz, const GroupRows& gr, float scale,
+                                           int lane, KAcc&& dk_at, VAcc&& dv_at) {
+  if (key >= sz.keys) return;
+  const int col = (lane & 3) * 2;
+  if (direct) {
+    bf16_t* krow = dk + ((gr.b * sz.keys + key) * sz.heads_kv + gr.g) * DK;
+    bf16_t* vrow = dv + ((gr.b * sz.keys + key) * sz.heads_kv + gr.g) * DV;
+#pragma unroll
+    for (int nt = 0; nt < DK / 8; ++nt)
+      *reinterpret_cast<__nv_bfloat162*>(krow + nt * 8 + col) =
+          __floats2bfloat162_rn(dk_at(nt, 0) * scale, dk_at(nt, 1) * scale);
+#pragma unroll
+    for (int nt = 0; nt < DV / 8; ++nt)
+      *reinterpret_cast<__nv_bfloat162*>(vrow + nt * 8 + col) =
+          __floats2bfloat162_rn(dv_at(nt, 0), dv_at(nt, 1));
+  } else {
+    float* row = part + (key - key0) * (DK + DV);
+#pragma unroll
+    for (int nt = 0; nt < DK / 8; ++nt)
+      *reinterpret_cast<float2*>(row + nt * 8 + col) =
+          make_float2(dk_at(nt, 0) * scale, dk_at(nt, 1) * scale);
+#pragma unroll
+    for (int nt = 0; nt < DV / 8; ++nt)
+      *reinterpret_cast<float2*>(row + DK + nt * 8 + col) = make_float2(dv_at(nt, 0), dv_at(nt, 1));
+  }
+}
+
 template <int DK, int DV>
 struct DkvSmem {
   static constexpr int kLdK = DK + 8, kLdV = DV + 8;
@@ -328,32 +399,17 @@ struct DkvSmem {
   static constexpr size_t kBytes = kTiles + 2 * kStageRows * (2 * sizeof(float) + sizeof(int));
 };
 
-// Query rows of compressed key tile kt: tokens from the first one that sees the tile's first key.
-struct CmpChunks {
-  int64_t chunk_rows, max_chunks, n_kt;
-  __host__ __device__ int64_t first_row(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
-    return (kt * kKeys * geo.cmp_stride + geo.cmp_block - 1) * (sz.heads_q / sz.heads_kv);
-  }
-  __host__ __device__ int64_t chunks(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
-    return ceil_div(sz.seq * (sz.heads_q / sz.heads_kv) - first_row(kt, sz, geo), chunk_rows);
-  }
-  // Partial slot of (bg, kt, chunk): sparse (max_chunks per tile), only tiles of several chunks use theirs.
-  __host__ __device__ int64_t slot(int64_t bg, int64_t kt, int64_t chunk) const {
-    return (bg * n_kt + kt) * max_chunks + chunk;
-  }
-};
-
+// mma.sync version (any tensor-core head dims; the only one before Hopper).
 template <int DK, int DV>
 __global__ void __launch_bounds__(kThreads, 2)
     cmp_dkdv_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
                     const bf16_t* __restrict__ k, const bf16_t* __restrict__ v, const float* __restrict__ lse,
                     const float* __restrict__ delta, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
                     float* __restrict__ partial, NsaSizes sz, NsaGeometry geo, float scale_log2, float scale,
-                    CmpChunks plan) {
+                    KeyTilePlan plan) {
   using S = DkvSmem<DK, DV>;
-  const int64_t chunk = blockIdx.x, kt = blockIdx.y, bg = blockIdx.z;
-  const int64_t n_chunks = plan.chunks(kt, sz, geo);
-  if (chunk >= n_chunks) return;
+  const int64_t kt = blockIdx.x, chunk = blockIdx.y, bg = blockIdx.z;
+  if (chunk < plan.first_chunk(kt, sz, geo)) return;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* ks = reinterpret_cast<bf16_t*>(smem);
   bf16_t* vs = ks + kKeys * S::kLdK;
@@ -365,8 +421,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const GroupRows gr = group_rows(sz, bg);
-  const int64_t r_begin = plan.first_row(kt, sz, geo) + chunk * plan.chunk_rows;
-  const int64_t r_end = std::min(r_begin + plan.chunk_rows, gr.total());
+  int64_t r_begin, r_end;
+  plan.rows(kt, chunk, sz, geo, r_begin, r_end);
   const int64_t n_steps = ceil_div(r_end - r_begin, kStageRows);
 
   load_kv_tile<DK, DV>(ks, vs, k, v, q, kt, sz, gr, tid);
@@ -477,53 +533,367 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   cp_async_wait<0>();
 
-  const bool direct = n_chunks == 1;
-  float* part = partial + plan.slot(bg, kt, chunk) * kKeys * (DK + DV);
-  auto finish = [&](int64_t key, int half) {
-    if (key >= sz.keys) return;
-    const int64_t local = key - kt * kKeys;
-    if (direct) {
-      bf16_t* krow = dk + ((gr.b * sz.keys + key) * sz.heads_kv + gr.g) * DK;
-      bf16_t* vrow = dv + ((gr.b * sz.keys + key) * sz.heads_kv + gr.g) * DV;
-#pragma unroll
-      for (int nt = 0; nt < DK / 8; ++nt)
-        *reinterpret_cast<__nv_bfloat162*>(krow + nt * 8 + (lane & 3) * 2) =
-            __floats2bfloat162_rn(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
-#pragma unroll
-      for (int nt = 0; nt < DV / 8; ++nt)
-        *reinterpret_cast<__nv_bfloat162*>(vrow + nt * 8 + (lane & 3) * 2) =
-            __floats2bfloat162_rn(dva[nt][2 * half], dva[nt][2 * half + 1]);
-    } else {
-      float* row = part + local * (DK + DV);
-#pragma unroll
-      for (int nt = 0; nt < DK / 8; ++nt)
-        *reinterpret_cast<float2*>(row + nt * 8 + (lane & 3) * 2) =
-            make_float2(dka[nt][2 * half] * scale, dka[nt][2 * half + 1] * scale);
-#pragma unroll
-      for (int nt = 0; nt < DV / 8; ++nt)
-        *reinterpret_cast<float2*>(row + DK + nt * 8 + (lane & 3) * 2) =
-            make_float2(dva[nt][2 * half], dva[nt][2 * half + 1]);
-    }
-  };
-  finish(key_a, 0);
-  finish(key_b, 1);
+  const bool direct = plan.chunks(kt, sz, geo) == 1;
+  float* part = direct ? nullptr : partial + plan.slot(bg, kt, chunk, sz, geo) * kKeys * (DK + DV);
+  for (int half = 0; half < 2; ++half)
+    store_dkdv<DK, DV>(
+        half ? key_b : key_a, kt * kKeys, direct, part, dk, dv, sz, gr, scale, lane,
+        [&](int nt, int i) { return dka[nt][2 * half + i]; },
+        [&](int nt, int i) { return dva[nt][2 * half + i]; });
 }
 
-// Adds the chunk partials of each key tile that has several, in chunk order.
+// ---- Hopper (wgmma) versions of dQ and dK/dV -----------------------------------------------------------
+//
+// WGS warpgroups per program (warpgroup w takes query rows 64w .. 64w + 63 in dQ, keys 64w .. 64w + 63 in
+// dK/dV) share the streamed tiles, which sit in a ring of STAGES shared-memory buffers with the 128-byte
+// swizzle (nsa_device.cuh) and are read by wgmma straight from there; Q and dO (dQ) and P and dS are fed from
+// registers. Loads carry no division in the inner loop: each thread copies one 16-byte column chunk of every
+// (threads·8/D)-th row, so its shared-memory destination advances by a constant. Per tile the two products
+// that read the same stage are committed as two wgmma groups, so that P's exponentials run while dP is still
+// being multiplied.
+constexpr int kWgRows = 64;  // query rows per stage (dK/dV) and per warpgroup (dQ)
+
+[[maybe_unused]] __device__ __forceinline__ unsigned char* align_1024(unsigned char* p) {
+  return p + ((1024u - (smem_u32(p) & 1023u)) & 1023u);
+}
+
+// Copies ROWS consecutive rows (global row i0 + r at base + (i0 + r)·row_stride, valid while i0 + r < n) of D
+// columns into a swizzled tile.
+template <int D, int ROWS, int THREADS>
+__device__ __forceinline__ void copy_rows_sw128(unsigned char* tile, const bf16_t* base, int64_t row_stride,
+                                                int64_t i0, int64_t n, const bf16_t* any, int tid) {
+  constexpr int kChunks = D / 8, kStep = THREADS / kChunks;
+  static_assert(kStep % 8 == 0 && ROWS % kStep == 0, "row step must keep the swizzle phase");
+  const int ch = tid % kChunks, r0 = tid / kChunks;
+  unsigned char* dst = tile + sw128_offset(r0, ch, ROWS);
+  const bf16_t* src = base + (i0 + r0) * row_stride + ch * 8;
+#pragma unroll
+  for (int i = 0; i < ROWS / kStep; ++i) {
+    const bool ok = i0 + r0 + i * kStep < n;
+    cp_async16(dst + i * kStep * 128, ok ? src + i * kStep * row_stride : any, ok);
+  }
+}
+
+// Query rows r0 .. r0 + kWgRows − 1 (valid below r_end) of Q and dO into a stage's swizzled tiles.
+template <int D, int THREADS>
+__device__ __forceinline__ void copy_query_rows(unsigned char* q_tile, unsigned char* do_tile,
+                                                const bf16_t* q, const bf16_t* dout, const GroupRows& gr,
+                                                int64_t r0, int64_t r_end, int tid) {
+  constexpr int kChunks = D / 8, kStep = THREADS / kChunks;
+  static_assert(kStep % 8 == 0 && kWgRows % kStep == 0, "row step must keep the swizzle phase");
+  const int ch = tid % kChunks, rr = tid / kChunks;
+  const uint32_t dst = sw128_offset(rr, ch, kWgRows);
+#pragma unroll
+  for (int i = 0; i < kWgRows / kStep; ++i) {
+    const int64_t r = r0 + rr + i * kStep;
+    const bool ok = r < r_end;
+    const int64_t off = ok ? gr.offset(r, D) + ch * 8 : 0;
+    cp_async16(q_tile + dst + i * kStep * 128, q + off, ok);
+    cp_async16(do_tile + dst + i * kStep * 128, dout + off, ok);
+  }
+}
+
+template <int D, int WGS, int STAGES>
+struct WgDkvSmem {
+  static constexpr int kThreads = 128 * WGS, kTileKeys = 64 * WGS;
+  static constexpr uint32_t kKw = 64 * D * 2, kKv = 2 * kKw;  // one warpgroup's 64 keys of K, then of V
+  static constexpr uint32_t kQ = kWgRows * D * 2, kStage = 2 * kQ;
+  static constexpr uint32_t kTiles = WGS * kKv + STAGES * kStage;  // each a multiple of 1024 bytes
+  static constexpr size_t kBytes = 1024 + kTiles + STAGES * kWgRows * (2 * sizeof(float) + sizeof(int));
+};
+
+// dK/dV of 64·WGS keys (warpgroup w: keys 64w .. 64w + 63 of the tile) over one chunk of rows, 64 rows per
+// stage: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (64×64, both operands in shared memory), Pᵀ and dSᵀ in registers, then
+// dV += Pᵀ·dO and dK += dSᵀ·Q (64×D, B = the stage's dO / Q read MN-major). Head dims D = DK = DV.
+template <int D, int WGS, int STAGES>
+__global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
+    cmp_dkdv_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
+                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                        const float* __restrict__ lse, const float* __restrict__ delta,
+                        bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
+                        NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, KeyTilePlan plan) {
+#ifdef NSA_WGMMA_DEVICE
+  using S = WgDkvSmem<D, WGS, STAGES>;
+  constexpr int kThr = S::kThreads;
+  const int64_t kt = blockIdx.x, chunk = blockIdx.y, bg = blockIdx.z;
+  if (chunk < plan.first_chunk(kt, sz, geo)) return;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = align_1024(smem_raw);
+  unsigned char* stages = smem + WGS * S::kKv;
+  float* st_lse = reinterpret_cast<float*>(smem + S::kTiles);  // [STAGES][kWgRows]
+  float* st_delta = st_lse + STAGES * kWgRows;
+  int* st_token = reinterpret_cast<int*>(st_delta + STAGES * kWgRows);  // −1: no row
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const GroupRows gr = group_rows(sz, bg);
+  int64_t r_begin, r_end;
+  plan.rows(kt, chunk, sz, geo, r_begin, r_end);
+  const int64_t n_steps = ceil_div(r_end - r_begin, kWgRows);
+
+  const int64_t i0 = kt * S::kTileKeys;
+  const int64_t key_stride = sz.heads_kv * D;
+  const bf16_t* k_base = k + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+  const bf16_t* v_base = v + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+#pragma unroll
+  for (int w = 0; w < WGS; ++w) {
+    copy_rows_sw128<D, 64, kThr>(smem + w * S::kKv, k_base, key_stride, i0 + 64 * w, sz.keys, q, tid);
+    copy_rows_sw128<D, 64, kThr>(smem + w * S::kKv + S::kKw, v_base, key_stride, i0 + 64 * w, sz.keys, q,
+                                 tid);
+  }
+  auto load_stage = [&](int64_t step) {
+    const int buf = static_cast<int>(step % STAGES);
+    const int64_t r0 = r_begin + step * kWgRows;
+    unsigned char* stage = stages + buf * S::kStage;
+    copy_query_rows<D, kThr>(stage, stage + S::kQ, q, dout, gr, r0, r_end, tid);
+    if (tid < kWgRows) {
+      const int64_t r = r0 + tid;
+      const bool ok = r < r_end;
+      const int64_t t = ok ? gr.token(r) : 0;
+      const int64_t at = ok ? (gr.b * sz.heads_q + gr.g * gr.group + (r - t * gr.group)) * sz.seq + t : 0;
+      cp_async4(st_lse + buf * kWgRows + tid, lse + at, ok);
+      cp_async4(st_delta + buf * kWgRows + tid, delta + at, ok);
+      st_token[buf * kWgRows + tid] = ok ? static_cast<int>(t) : -1;
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < n_steps) load_stage(s);
+    cp_async_commit();  // the K/V tiles ride with the first group
+  }
+
+  // Token from which each of this lane's two keys is visible (keys past Nc never are). T < 2^31.
+  const int key_a = static_cast<int>(i0) + 64 * wg + (warp & 3) * 16 + (lane >> 2), key_b = key_a + 8;
+  auto first_token = [&](int key) {
+    return key < sz.keys ? key * static_cast<int>(geo.cmp_stride) + static_cast<int>(geo.cmp_block) - 1
+                         : 0x7fffffff;
+  };
+  const int from_a = first_token(key_a), from_b = first_token(key_b);
+  const uint32_t ks = smem_u32(smem + wg * S::kKv), vs = ks + S::kKw;
+
+  float dka[D / 2] = {}, dva[D / 2] = {}, s[32] = {}, dp[32] = {};
+  for (int64_t step = 0; step < n_steps; ++step) {
+    if (step + STAGES - 1 < n_steps) load_stage(step + STAGES - 1);
+    cp_async_commit();
+    cp_async_wait<STAGES - 1>();
+    fence_proxy_async();
+    __syncthreads();
+    const int buf = static_cast<int>(step % STAGES);
+    const uint32_t qst = smem_u32(stages + buf * S::kStage), dost = qst + S::kQ;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      wgmma_ss_n64(s, desc_k_major(ks, 64, kk), desc_k_major(qst, kWgRows, kk), kk > 0);
+    wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      wgmma_ss_n64(dp, desc_k_major(vs, 64, kk), desc_k_major(dost, kWgRows, kk), kk > 0);
+    wg_commit();
+
+    const float* lse_st = st_lse + buf * kWgRows;
+    const float* delta_st = st_delta + buf * kWgRows;
+    const int* token_st = st_token + buf * kWgRows;
+    wg_wait<1>();  // Sᵀ; dPᵀ still running
+    wg_hold(s);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int col = j * 8 + (lane & 3) * 2;
+      const float2 l2 = *reinterpret_cast<const float2*>(lse_st + col);
+      const int2 t2 = *reinterpret_cast<const int2*>(token_st + col);
+      const float lse_x = l2.x * kLog2e, lse_y = l2.y * kLog2e;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool vis = (e & 1 ? t2.y : t2.x) >= (e < 2 ? from_a : from_b);
+        s[4 * j + e] = vis ? exp2f(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
+      }
+    }
+    wg_wait<0>();
+    wg_hold(dp);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float2 d2 = *reinterpret_cast<const float2*>(delta_st + j * 8 + (lane & 3) * 2);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e & 1 ? d2.y : d2.x));  // dSᵀ
+    }
+    uint32_t pa[4][4], dsa[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      flat_acc_to_a(pa[kk], s, kk);
+      flat_acc_to_a(dsa[kk], dp, kk);
+    }
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < kWgRows / 16; ++kk)
+      wgmma_rs<D, 1>(dva, pa[kk], desc_mn_major(dost, kWgRows, kk), 1);
+#pragma unroll
+    for (int kk = 0; kk < kWgRows / 16; ++kk)
+      wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kWgRows, kk), 1);
+    wg_commit();
+    wg_wait<0>();
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+  wg_hold(dka);
+  wg_hold(dva);
+
+  const bool direct = plan.chunks(kt, sz, geo) == 1;
+  float* part = direct ? nullptr : partial + plan.slot(bg, kt, chunk, sz, geo) * S::kTileKeys * (2 * D);
+  for (int half = 0; half < 2; ++half)
+    store_dkdv<D, D>(
+        half ? key_b : key_a, i0, direct, part, dk, dv, sz, gr, scale, lane,
+        [&](int nt, int i) { return dka[4 * nt + 2 * half + i]; },
+        [&](int nt, int i) { return dva[4 * nt + 2 * half + i]; });
+#endif
+}
+
+template <int D, int WGS, int STAGES>
+struct WgDqSmem {
+  static constexpr int kThreads = 128 * WGS, kCtaRows = 64 * WGS;
+  static constexpr int kLd = D + 8;  // padded Q and dO, read once by ldmatrix
+  static constexpr uint32_t kK = kKeys * D * 2, kStage = 2 * kK;
+  static constexpr uint32_t kTiles = STAGES * kStage;  // swizzled K/V stages, first (1024-byte aligned)
+  static constexpr size_t kBytes = 1024 + kTiles + sizeof(bf16_t) * 2 * kCtaRows * kLd;
+};
+
+// dQ of 64·WGS query rows (warpgroup w: rows 64w .. 64w + 63): Q and dO fragments stay in registers; per tile
+// of 64 compressed keys S = Q·Kᵀ and dP = dO·Vᵀ (B = K, V from shared memory), dS in registers,
+// dQ += dS·K (B = the K tile read MN-major). Head dims D = DK = DV.
+template <int D, int WGS, int STAGES>
+__global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
+    cmp_dq_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
+                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                        const float* __restrict__ lse, const float* __restrict__ delta,
+                        bf16_t* __restrict__ dq, NsaSizes sz, NsaGeometry geo, float scale_log2,
+                        float scale) {
+#ifdef NSA_WGMMA_DEVICE
+  using S = WgDqSmem<D, WGS, STAGES>;
+  constexpr int kThr = S::kThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = align_1024(smem_raw);
+  bf16_t* qs = reinterpret_cast<bf16_t*>(smem + S::kTiles);
+  bf16_t* dos = qs + S::kCtaRows * S::kLd;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const GroupRows gr = group_rows(sz, blockIdx.y);
+  const int64_t rows = gr.total();
+  const int64_t row0 = (static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x) * S::kCtaRows;  // latest first
+  load_rows_async(
+      qs, S::kLd, S::kCtaRows, D, q,
+      [&](int r) { return row0 + r < rows ? q + gr.offset(row0 + r, D) : nullptr; }, tid, kThr);
+  load_rows_async(
+      dos, S::kLd, S::kCtaRows, D, q,
+      [&](int r) { return row0 + r < rows ? dout + gr.offset(row0 + r, D) : nullptr; }, tid, kThr);
+  cp_async_commit();
+
+  auto visible = [&](int64_t r) {
+    return r < rows ? visible_cmp(gr.token(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
+  };
+  const int64_t key_stride = sz.heads_kv * D;
+  const bf16_t* k_base = k + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+  const bf16_t* v_base = v + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+  auto load_kv = [&](int64_t kt) {
+    unsigned char* stage = smem + (kt % STAGES) * S::kStage;
+    copy_rows_sw128<D, kKeys, kThr>(stage, k_base, key_stride, kt * kKeys, sz.keys, q, tid);
+    copy_rows_sw128<D, kKeys, kThr>(stage + S::kK, v_base, key_stride, kt * kKeys, sz.keys, q, tid);
+  };
+  const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < n_kt) load_kv(s);
+    cp_async_commit();
+  }
+
+  const int64_t ra = row0 + warp * 16 + (lane >> 2), rb = ra + 8;  // warp w of the program: rows 16w ..
+  const int64_t vis_a = visible(ra), vis_b = visible(rb);
+  const float lse_a = vis_a > 0 ? lse[gr.stat(ra)] * kLog2e : 0.f;
+  const float lse_b = vis_b > 0 ? lse[gr.stat(rb)] * kLog2e : 0.f;
+  const float dl_a = vis_a > 0 ? delta[gr.stat(ra)] : 0.f, dl_b = vis_b > 0 ? delta[gr.stat(rb)] : 0.f;
+  const int vis_a32 = static_cast<int>(vis_a), vis_b32 = static_cast<int>(vis_b);
+
+  cp_async_wait<STAGES - 1>();  // Q and dO
+  __syncthreads();
+  uint32_t qa[D / 16][4], doa[D / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) ldsm_x4(qa[kk], a_addr(qs, S::kLd, warp * 16, kk * 16, lane));
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) ldsm_x4(doa[kk], a_addr(dos, S::kLd, warp * 16, kk * 16, lane));
+
+  float acc[D / 2] = {}, s[32] = {}, dp[32] = {};
+  for (int64_t kt = 0; kt < n_kt; ++kt) {
+    if (kt + STAGES - 1 < n_kt) load_kv(kt + STAGES - 1);
+    cp_async_commit();
+    cp_async_wait<STAGES - 1>();
+    fence_proxy_async();
+    __syncthreads();
+    const uint32_t kst = smem_u32(smem + (kt % STAGES) * S::kStage), vst = kst + S::kK;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) wgmma_rs<64, 0>(s, qa[kk], desc_k_major(kst, kKeys, kk), kk > 0);
+    wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) wgmma_rs<64, 0>(dp, doa[kk], desc_k_major(vst, kKeys, kk), kk > 0);
+    wg_commit();
+
+    const int i0 = static_cast<int>(kt * kKeys);  // keys fit in 32 bits
+    wg_wait<1>();  // S; dP still running
+    wg_hold(s);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = i0 + j * 8 + (lane & 3) * 2 + (e & 1);
+        const bool vis = key < (e < 2 ? vis_a32 : vis_b32);
+        s[4 * j + e] = vis ? exp2f(s[4 * j + e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;  // P
+      }
+    }
+    wg_wait<0>();
+    wg_hold(dp);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) dp[i] = s[i] * (dp[i] - ((i & 2) ? dl_b : dl_a));  // dS
+    uint32_t dsa[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) flat_acc_to_a(dsa[kk], dp, kk);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) wgmma_rs<D, 1>(acc, dsa[kk], desc_mn_major(kst, kKeys, kk), 1);
+    wg_commit();
+    wg_wait<0>();
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+  wg_hold(acc);
+  auto finish = [&](int64_t r, int half) {
+    if (r >= rows) return;
+    bf16_t* row = dq + gr.offset(r, D);
+#pragma unroll
+    for (int nt = 0; nt < D / 8; ++nt)
+      *reinterpret_cast<__nv_bfloat162*>(row + nt * 8 + (lane & 3) * 2) =
+          __floats2bfloat162_rn(acc[4 * nt + 2 * half] * scale, acc[4 * nt + 2 * half + 1] * scale);
+  };
+  finish(ra, 0);
+  finish(rb, 1);
+#endif
+}
+
+// Adds the chunk partials of each key tile that has several, in chunk order. Program (kt, bg, z) takes the
+// elements z·blockDim.x + i (grid-stride over z), so that many programs share a tile of many chunks.
 template <int DK, int DV>
 __global__ void cmp_reduce_kernel(const float* __restrict__ partial, bf16_t* __restrict__ dk,
-                                  bf16_t* __restrict__ dv, NsaSizes sz, NsaGeometry geo, CmpChunks plan) {
+                                  bf16_t* __restrict__ dv, NsaSizes sz, NsaGeometry geo, KeyTilePlan plan) {
   const int64_t kt = blockIdx.x, bg = blockIdx.y;
   const int64_t n_chunks = plan.chunks(kt, sz, geo);
   if (n_chunks <= 1) return;
   const int64_t b = bg / sz.heads_kv, g = bg % sz.heads_kv;
-  const float* base = partial + plan.slot(bg, kt, 0) * kKeys * (DK + DV);
-  for (int idx = threadIdx.x; idx < kKeys * (DK + DV); idx += blockDim.x) {
-    const int local = idx / (DK + DV), col = idx % (DK + DV);
-    const int64_t key = kt * kKeys + local;
+  const int64_t slot_floats = plan.tile_keys * (DK + DV);
+  const float* base = partial + plan.slot(bg, kt, plan.first_chunk(kt, sz, geo), sz, geo) * slot_floats;
+  for (int64_t idx = static_cast<int64_t>(blockIdx.z) * blockDim.x + threadIdx.x; idx < slot_floats;
+       idx += static_cast<int64_t>(gridDim.z) * blockDim.x) {
+    const int64_t local = idx / (DK + DV), col = idx % (DK + DV);
+    const int64_t key = kt * plan.tile_keys + local;
     if (key >= sz.keys) continue;
     float sum = 0.f;
-    for (int64_t c = 0; c < n_chunks; ++c) sum += base[c * kKeys * (DK + DV) + idx];
+#pragma unroll 4
+    for (int64_t c = 0; c < n_chunks; ++c) sum += base[c * slot_floats + idx];
     const int64_t row = (b * sz.keys + key) * sz.heads_kv + g;
     if (col < DK) {
       dk[row * DK + col] = __float2bfloat16_rn(sum);
@@ -540,16 +910,45 @@ bool tensor_core_path(const NsaBackwardParams& p) {
   return tensor_core_path(p.dtype, p.sz, {p.dout, p.q, p.k, p.v, p.dq, p.dk, p.dv});
 }
 
-// Chunk length: about 1024 programs over the whole backward (several waves on 132 SMs), at least 512 rows
-// (16 steps) so that loading the key tile is amortised.
-CmpChunks plan_chunks(const NsaSizes& sz, const NsaGeometry& geo) {
-  CmpChunks plan{1, 1, ceil_div(sz.keys, kKeys)};
-  const int64_t group = sz.heads_q / sz.heads_kv;
-  int64_t rows = 0;
-  for (int64_t kt = 0; kt < plan.n_kt; ++kt) rows += sz.seq * group - plan.first_row(kt, sz, geo);
-  rows *= sz.batch * sz.heads_kv;
-  plan.chunk_rows = std::max<int64_t>(512, ceil_div(ceil_div(rows, 1024), kStageRows) * kStageRows);
-  plan.max_chunks = plan.n_kt > 0 ? plan.chunks(0, sz, geo) : 1;
+// The wgmma kernels: head dims (64, 64) or (128, 128) on a compute-capability 9.0 device, and only when this
+// build holds their sm_90a code (in other device passes they are empty, with a handful of registers).
+constexpr int kWgGroups = 1, kWgStages = 2;  // warpgroups per program, shared-memory stages (see launch)
+bool wgmma_path(const NsaBackwardParams& p) {
+  if (p.sz.dim_k != p.sz.dim_v || p.sz.dim_k == 192) return false;
+  static std::atomic<int> ready[64];  // per device: 0 unknown, 1 yes, 2 no
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  int state = ready[dev].load(std::memory_order_relaxed);
+  if (state == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+                    cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages>) ==
+                        cudaSuccess &&
+                    major == 9 && minor == 0 && attr.numRegs >= 64;
+    state = ok ? 1 : 2;
+    ready[dev].store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
+// Keys per dK/dV program (the plan's tile): the wgmma kernel's, else the mma.sync kernel's.
+static_assert(WgDkvSmem<64, kWgGroups, kWgStages>::kTileKeys == kKeys * kWgGroups &&
+              WgDkvSmem<128, kWgGroups, kWgStages>::kTileKeys == kKeys * kWgGroups);
+int64_t tile_keys(const NsaBackwardParams& p) { return wgmma_path(p) ? kKeys * kWgGroups : kKeys; }
+
+// Chunk length: about 2048 dK/dV programs over the whole backward (several waves on 132 SMs, so that the last
+// wave's idle share stays small), at least 1024 rows so that loading the key tile is amortised; a multiple of
+// the stage.
+KeyTilePlan plan_chunks(const NsaSizes& sz, const NsaGeometry& geo, int64_t tile_keys) {
+  KeyTilePlan plan{tile_keys, 1, 1, ceil_div(sz.keys, tile_keys), 0};
+  const int64_t total = sz.seq * (sz.heads_q / sz.heads_kv);
+  int64_t pairs = 0;
+  for (int64_t kt = 0; kt < plan.n_kt; ++kt) pairs += total - plan.first_row(kt, sz, geo);
+  pairs *= sz.batch * sz.heads_kv;
+  plan.chunk_rows = std::max<int64_t>(1024, ceil_div(ceil_div(pairs, 2048), kWgRows) * kWgRows);
+  plan.n_chunks = std::max<int64_t>(1, ceil_div(total, plan.chunk_rows));
+  for (int64_t kt = 0; kt < plan.n_kt; ++kt) plan.slots_per_bg += plan.chunks(kt, sz, geo);
   return plan;
 }
 
@@ -572,17 +971,68 @@ CmpBackwardLayout cmp_backward_layout(const NsaBackwardParams& p) {
   CmpBackwardLayout l{};
   const size_t rows = static_cast<size_t>(p.sz.batch * p.sz.seq * p.sz.heads_q);
   if (tensor_core_path(p)) {
-    const CmpChunks plan = plan_chunks(p.sz, p.geo);
+    const KeyTilePlan plan = plan_chunks(p.sz, p.geo, tile_keys(p));
     l.delta = c.take<float>(rows);
-    const bool split = plan.max_chunks > 1;
-    l.partial = c.take<float>(split ? static_cast<size_t>(p.sz.batch * p.sz.heads_kv * plan.n_kt *
-                                                          plan.max_chunks * kKeys * (p.sz.dim_k + p.sz.dim_v))
+    const bool split = plan.slots_per_bg > plan.n_kt;
+    l.partial = c.take<float>(split ? static_cast<size_t>(p.sz.batch * p.sz.heads_kv * plan.slots_per_bg *
+                                                          plan.tile_keys * (p.sz.dim_k + p.sz.dim_v))
                                     : 0);
   } else {
     l.delta64 = c.take<double>(rows);
   }
   l.bytes = c.used;
   return l;
+}
+
+// Sums the chunk partials of the key tiles that have several.
+template <int DK, int DV>
+Status launch_reduce(const NsaBackwardParams& p, const CmpBackwardLayout& ws, const KeyTilePlan& plan,
+                     cudaStream_t stream) {
+  if (plan.slots_per_bg == plan.n_kt) return {};
+  constexpr int kThreadsReduce = 256;
+  const unsigned split = static_cast<unsigned>(ceil_div(plan.tile_keys * (DK + DV), kThreadsReduce));
+  cmp_reduce_kernel<DK, DV>
+      <<<dim3(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv), split),
+         kThreadsReduce, 0, stream>>>(ws.partial, static_cast<bf16_t*>(p.dk), static_cast<bf16_t*>(p.dv),
+                                      p.sz, p.geo, plan);
+  return last_launch();
+}
+
+// The Hopper backward: dQ, dK/dV, the partials' sum. One warpgroup per program and two programs per SM: two
+// warpgroups sharing each stage (128 keys, three stages, one program per SM) were 4% faster at 64k tokens but
+// much slower at 8k, where the short chunks leave single programs per SM idle at their start and end.
+template <int D, int WGS, int STAGES>
+Status launch_wgmma_backward(const NsaBackwardParams& p, const CmpBackwardLayout& ws, const KeyTilePlan& plan,
+                             cudaStream_t stream) {
+  const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
+  const unsigned bh = static_cast<unsigned>(p.sz.batch * p.sz.heads_kv);
+  const auto* dout = static_cast<const bf16_t*>(p.dout);
+  const auto* q = static_cast<const bf16_t*>(p.q);
+  const auto* k = static_cast<const bf16_t*>(p.k);
+  const auto* v = static_cast<const bf16_t*>(p.v);
+  const auto* lse = static_cast<const float*>(p.lse);
+  {
+    using S = WgDqSmem<D, WGS, STAGES>;
+    auto kernel = cmp_dq_wgmma_kernel<D, WGS, STAGES>;
+    if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
+    const unsigned tiles =
+        static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), S::kCtaRows));
+    kernel<<<dim3(tiles, bh), S::kThreads, S::kBytes, stream>>>(
+        dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dq), p.sz, p.geo, scale_log2, scale);
+    if (Status st = last_launch(); !st.ok()) return st;
+  }
+  if (plan.n_kt == 0) return {};
+  {
+    using S = WgDkvSmem<D, WGS, STAGES>;
+    auto kernel = cmp_dkdv_wgmma_kernel<D, WGS, STAGES>;
+    if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
+    kernel<<<dim3(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(plan.n_chunks), bh), S::kThreads,
+             S::kBytes, stream>>>(dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dk),
+                                  static_cast<bf16_t*>(p.dv), ws.partial, p.sz, p.geo, scale_log2, scale,
+                                  plan);
+    if (Status st = last_launch(); !st.ok()) return st;
+  }
+  return launch_reduce<D, D>(p, ws, plan, stream);
 }
 
 }  // namespace
@@ -622,9 +1072,12 @@ Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     return simt_cmp_backward(p, ws.delta64, stream);
   }
   if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
+  const KeyTilePlan plan = plan_chunks(p.sz, p.geo, tile_keys(p));
+  if (wgmma_path(p))
+    return p.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(p, ws, plan, stream)
+                            : launch_wgmma_backward<128, kWgGroups, kWgStages>(p, ws, plan, stream);
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
   const unsigned bh = static_cast<unsigned>(p.sz.batch * p.sz.heads_kv);
-  const CmpChunks plan = plan_chunks(p.sz, p.geo);
   Status st{};
   dispatch_dims(p.sz.dim_k, p.sz.dim_v, [&]<int DK, int DV>() {
     const auto* dout = static_cast<const bf16_t*>(p.dout);
@@ -632,8 +1085,6 @@ Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     const auto* k = static_cast<const bf16_t*>(p.k);
     const auto* v = static_cast<const bf16_t*>(p.v);
     const auto* lse = static_cast<const float*>(p.lse);
-    auto* dk = static_cast<bf16_t*>(p.dk);
-    auto* dv = static_cast<bf16_t*>(p.dv);
     auto dq_kernel = cmp_dq_kernel<DK, DV>;
     if (st = allow_smem(dq_kernel, DqSmem<DK, DV>::kBytes); !st.ok()) return;
     const dim3 dq_grid(static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), kRows)), bh);
@@ -642,13 +1093,12 @@ Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     if (st = last_launch(); !st.ok() || plan.n_kt == 0) return;
     auto dkdv_kernel = cmp_dkdv_kernel<DK, DV>;
     if (st = allow_smem(dkdv_kernel, DkvSmem<DK, DV>::kBytes); !st.ok()) return;
-    const dim3 grid(static_cast<unsigned>(plan.max_chunks), static_cast<unsigned>(plan.n_kt), bh);
+    const dim3 grid(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(plan.n_chunks), bh);
     dkdv_kernel<<<grid, kThreads, DkvSmem<DK, DV>::kBytes, stream>>>(
-        dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
-    if (st = last_launch(); !st.ok() || plan.max_chunks <= 1) return;
-    cmp_reduce_kernel<DK, DV><<<dim3(static_cast<unsigned>(plan.n_kt), bh), 256, 0, stream>>>(
-        ws.partial, dk, dv, p.sz, p.geo, plan);
-    st = last_launch();
+        dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dk), static_cast<bf16_t*>(p.dv), ws.partial,
+        p.sz, p.geo, scale_log2, scale, plan);
+    if (st = last_launch(); !st.ok()) return;
+    st = launch_reduce<DK, DV>(p, ws, plan, stream);
   });
   return st;
 }

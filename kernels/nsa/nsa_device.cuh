@@ -77,6 +77,11 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool vali
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
                "r"(valid ? 16 : 0));
 }
+// 4 bytes global → shared, asynchronous; zero-filled when !valid.
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(valid ? 4 : 0));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -190,6 +195,163 @@ void dispatch_dims(int64_t dk, int64_t dv, F&& f) {
   } else {
     f.template operator()<192, 128>();
   }
+}
+
+// ---- Hopper warpgroup MMA (wgmma, sm_90a) ---------------------------------------------------------
+//
+// The instructions exist only in device passes for sm_90a (NSA_WGMMA_DEVICE); elsewhere these helpers compile
+// to nothing, and kernels built on them guard their bodies with the same macro.
+// A warpgroup (4 consecutive warps, 128 threads) multiplies a 64-row A by a 16-deep slab of B per
+// instruction. Accumulator layout (m64nN, f32): warp w of the group holds rows 16w .. 16w + 15 and, per
+// 8-column block j, d[4j + 0..1] = (row 16w + lane/4, columns 8j + 2·(lane%4) + 0..1), d[4j + 2..3] = the
+// same 8 rows lower: the mma.sync C layout repeated along N. An A operand in registers has the mma.sync A
+// layout per warp, so acc_to_a turns two accumulator blocks into one 16-deep k-step.
+//
+// Shared-memory operands use the 128-byte swizzle: a tile of `rows` rows × 64·H bf16 columns is stored as H
+// column blocks of [rows][64] (128 bytes a row), with 16-byte chunk c of row r at chunk c ^ (r % 8); tiles
+// start 1024-byte aligned and rows is a multiple of 8. The same tile serves as a K-major operand (its rows
+// are M or N, its columns K: Q·Kᵀ) and as an MN-major one (its rows are K, its columns N: P·V).
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define NSA_WGMMA_DEVICE 1
+#endif
+
+// Byte offset of 16-byte chunk `chunk` (counted over the whole row) of row `row` in a swizzled tile.
+__host__ __device__ __forceinline__ uint32_t sw128_offset(int row, int chunk, int rows) {
+  return static_cast<uint32_t>((chunk >> 3) * rows * 128 + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
+}
+
+// Copies `rows` rows of D bf16 (D % 64 == 0) into a swizzled tile, asynchronously; row_ptr(r) gives the
+// global row or nullptr (zero-filled).
+template <int D, class RowPtr>
+__device__ __forceinline__ void load_rows_sw128(unsigned char* tile, int rows, const bf16_t* any,
+                                                RowPtr&& row_ptr, int tid, int threads) {
+  static_assert(D % 64 == 0, "swizzled tiles hold whole 64-column blocks");
+  constexpr int kChunks = D / 8;
+  for (int c = tid; c < rows * kChunks; c += threads) {
+    const int r = c / kChunks, ch = c % kChunks;
+    const bf16_t* src = row_ptr(r);
+    cp_async16(tile + sw128_offset(r, ch, rows), src ? src + ch * 8 : any, src != nullptr);
+  }
+}
+
+// Shared-memory matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte
+// swizzle.
+__device__ __forceinline__ uint64_t wg_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (uint64_t{1} << 62);
+}
+// K-major operand, k-step kk (columns 16kk .. 16kk + 15) of a swizzled tile at shared address `tile`: 8-row
+// groups 1024 bytes apart; inside a 64-column block a k-step is 32 bytes further (the swizzle applies to the
+// final address).
+__device__ __forceinline__ uint64_t desc_k_major(uint32_t tile, int rows, int kk) {
+  return wg_desc(tile + static_cast<uint32_t>((kk >> 2) * rows * 128 + (kk & 3) * 32), 16, 1024);
+}
+// MN-major operand, k-step kk (tile rows 16kk .. 16kk + 15): 8-row groups 1024 bytes apart (stride offset),
+// 64-column blocks rows·128 bytes apart (leading offset).
+__device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int rows, int kk) {
+  return wg_desc(tile + static_cast<uint32_t>(kk * 16 * 128), static_cast<uint32_t>(rows * 128), 1024);
+}
+
+__device__ __forceinline__ void wg_fence() {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wg_commit() {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+template <int N>
+__device__ __forceinline__ void wg_wait() {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Keeps the compiler from moving accesses of wgmma registers across the fence / wait around them.
+template <int N>
+__device__ __forceinline__ void wg_hold(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+// Ordinary shared-memory writes (cp.async included) that wgmma reads next: each writer fences, then a
+// barrier.
+__device__ __forceinline__ void fence_proxy_async() {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+#define NSA_WG_ACC8(d, i)                                                                          \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+      "+f"(d[i + 6]), "+f"(d[i + 7])
+#define NSA_WG_ACC32(d) NSA_WG_ACC8(d, 0), NSA_WG_ACC8(d, 8), NSA_WG_ACC8(d, 16), NSA_WG_ACC8(d, 24)
+
+// d (64×64) (+)= A·B, A and B in shared memory, both K-major; accumulate = 0 overwrites d.
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+      "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+      "%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : NSA_WG_ACC32(d)
+      : "l"(a), "l"(b), "r"(accumulate));
+#endif
+}
+
+// d (64×64) (+)= A·B, A in registers (4 per thread, the acc_to_a layout), B in shared memory (K-major when
+// TRANS_B = 0, MN-major when 1).
+template <int TRANS_B>
+__device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t b,
+                                             int accumulate) {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+      "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+      "%31}, {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"
+      : NSA_WG_ACC32(d)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TRANS_B));
+#endif
+}
+
+// d (64×128) (+)= A·B, as wgmma_rs_n64.
+template <int TRANS_B>
+__device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t b,
+                                              int accumulate) {
+#ifdef NSA_WGMMA_DEVICE
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+      "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+      "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
+      "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, "
+      "%70;\n}\n"
+      : NSA_WG_ACC32(d), NSA_WG_ACC8(d, 32), NSA_WG_ACC8(d, 40), NSA_WG_ACC8(d, 48), NSA_WG_ACC8(d, 56)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TRANS_B));
+#endif
+}
+
+// d (64×N, N = 64 or 128) (+)= A·B with A in registers.
+template <int N, int TRANS_B>
+__device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t b,
+                                         int accumulate) {
+  if constexpr (N == 64) {
+    wgmma_rs_n64<TRANS_B>(d, a, b, accumulate);
+  } else {
+    static_assert(N == 128, "wgmma_rs: N is 64 or 128");
+    wgmma_rs_n128<TRANS_B>(d, a, b, accumulate);
+  }
+}
+
+// acc_to_a on flat accumulators: k-step kk of A from accumulator blocks 2kk and 2kk + 1.
+template <int N>
+__device__ __forceinline__ void flat_acc_to_a(uint32_t (&a)[4], const float (&d)[N], int kk) {
+  a[0] = pack_bf16(d[8 * kk + 0], d[8 * kk + 1]);
+  a[1] = pack_bf16(d[8 * kk + 2], d[8 * kk + 3]);
+  a[2] = pack_bf16(d[8 * kk + 4], d[8 * kk + 5]);
+  a[3] = pack_bf16(d[8 * kk + 6], d[8 * kk + 7]);
 }
 
 }  // namespace nsa::kernels::nsa_impl
