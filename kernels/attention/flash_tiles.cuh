@@ -2,12 +2,7 @@
 // accumulate), ldmatrix fragment loads from swizzled shared-memory tiles, cp.async tile copies, and the
 // fragment layouts they share. Included by the flash attention .cu files only.
 //
-// Fragment layouts of m16n8k16 (lane = 4·group + quad):
-//   A 16×16 (row-major): a0 (group, 2·quad..+1), a1 (group + 8, same), a2 (group, 8 + 2·quad..), a3 (group+8,
-//   8+…) B 16×8 (k × n):      b0 (k = 2·quad..+1, n = group), b1 (k = 8 + 2·quad..+1, n = group) C 16×8
-//   (f32):        c0, c1 (group, 2·quad..+1), c2, c3 (group + 8, same)
-// So the accumulator of two adjacent n-blocks, packed to bf16 pairs, is the A fragment of the next product
-// (P·V, dS·K...) without any shuffle.
+// Fragment layouts: kernels/common/mma_sync.cuh.
 //
 // Shared tiles are [rows][D] bf16 with D/8 chunks of 16 bytes per row, chunk c of row r stored at chunk
 // c ^ (r & 7): the 8 rows an ldmatrix phase reads (8 consecutive rows, one chunk each) then fall in 8
@@ -19,6 +14,7 @@
 #include <cstdint>
 
 #include "kernels/attention/flash_attention.h"
+#include "kernels/common/mma_sync.cuh"
 
 namespace nsa::kernels {
 // Host checks shared by the forward and backward launchers (flash_attention.cu): a message when the shape
@@ -31,61 +27,22 @@ int flash_window(const FlashAttentionShape& z);
 namespace nsa::kernels::flash {
 
 using bf16 = __nv_bfloat16;
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using ptx::acc_to_a;
+using ptx::cp_async_16;
+using ptx::cp_async_4;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::ldmatrix_x4;
+using ptx::ldmatrix_x4_trans;
+using ptx::mma_bf16;
+using ptx::pack_bf16;
+using ptx::smem_u32;
 
 // Element offset of (row, 16-byte chunk) in a swizzled tile of width D.
 template <int D>
 __device__ __forceinline__ int swizzled(int row, int chunk) {
   static_assert(D % 64 == 0, "rows must hold a multiple of 8 chunks for the 8-row swizzle");
   return row * D + ((chunk ^ (row & 7)) << 3);
-}
-
-// 16 bytes global → shared, asynchronously; valid = false writes 16 zero bytes and reads nothing.
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-               : "memory");
-}
-// 4 bytes (one f32) global → shared, zero-filled when not valid.
-__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most N of this thread's committed groups are still in flight.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr)
-               : "memory");
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr)
-               : "memory");
-}
-
-// d += a·b (16×16 bf16 · 16×8 bf16 → 16×8 f32).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats → a bf16 pair (lo in the low half: the lower column of a fragment pair).
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 // Lane-dependent parts of the ldmatrix addresses. ldmatrix.x4: lanes 8·m .. 8·m + 7 give the row
@@ -124,14 +81,6 @@ __device__ __forceinline__ void load_b_cols(uint32_t (&b)[4], const bf16* tile, 
                                             const LaneRoles& l) {
   const int row = k0 + l.sub + ((l.mat & 1) << 3);
   ldmatrix_x4_trans(b, smem_u32(tile + swizzled<D>(row, 2 * nn + (l.mat >> 1))));
-}
-
-// The A fragment (16 × 16) made of accumulator n-blocks 2·kk and 2·kk + 1 (16 × 8 each), rounded to bf16.
-__device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
-  a[0] = pack_bf16(lo[0], lo[1]);
-  a[1] = pack_bf16(lo[2], lo[3]);
-  a[2] = pack_bf16(hi[0], hi[1]);
-  a[3] = pack_bf16(hi[2], hi[3]);
 }
 
 // Copies rows [0, kRows) of a [rows][D] global tile (row stride in elements) into a swizzled shared tile,

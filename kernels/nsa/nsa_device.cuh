@@ -17,9 +17,17 @@
 #include <initializer_list>
 
 #include "kernels/common/device_utils.cuh"
+#include "kernels/common/mma_sync.cuh"
 #include "kernels/nsa/nsa.h"
 
 namespace nsa::kernels::nsa_impl {
+
+using ptx::acc_to_a;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::mma_bf16;
+using ptx::pack_bf16;
+using ptx::smem_u32;
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -68,49 +76,18 @@ __host__ __device__ __forceinline__ bool is_forced(int64_t j, int64_t visible, c
 
 // ---- loads and tensor-core fragments --------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // 16 bytes global → shared, asynchronous; zero-filled (and `src` not read) when !valid.
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
+  ptx::cp_async_16(smem_u32(dst), src, valid);
 }
 // 4 bytes global → shared, asynchronous; zero-filled when !valid.
 __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+  ptx::cp_async_4(smem_u32(dst), src, valid);
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) { ptx::ldmatrix_x4(r, smem_u32(p)); }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p)));
-}
-
-// d += a · b
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
+  ptx::ldmatrix_x4_trans(r, smem_u32(p));
 }
 
 // Address of this lane's row for an ldmatrix.x4 reading the 16×16 A block at (row0, col0) of a row-major
@@ -126,14 +103,6 @@ __device__ __forceinline__ const bf16_t* bn_addr(const bf16_t* tile, int ld, int
 // The same from a tile stored [k][n] (e.g. V [key][dim] for O = P·V): transposed ldmatrix.
 __device__ __forceinline__ const bf16_t* bk_addr(const bf16_t* tile, int ld, int k0, int n0, int lane) {
   return tile + (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + n0 + (lane >> 4) * 8;
-}
-
-// Accumulators of n-tiles 2kk and 2kk+1 (16 columns) as the A operand of k-step kk.
-__device__ __forceinline__ void acc_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
-  a[0] = pack_bf16(lo[0], lo[1]);
-  a[1] = pack_bf16(lo[2], lo[3]);
-  a[2] = pack_bf16(hi[0], hi[1]);
-  a[3] = pack_bf16(hi[2], hi[3]);
 }
 
 // Sum / max over the 4 lanes of a quad (the lanes holding one accumulator row).
@@ -282,7 +251,7 @@ __device__ __forceinline__ void fence_proxy_async() {
 #endif
 }
 
-#define NSA_WG_ACC8(d, i)                                                                          \
+#define NSA_WG_ACC8(d, i)                                                                     \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
       "+f"(d[i + 6]), "+f"(d[i + 7])
 #define NSA_WG_ACC32(d) NSA_WG_ACC8(d, 0), NSA_WG_ACC8(d, 8), NSA_WG_ACC8(d, 16), NSA_WG_ACC8(d, 24)
