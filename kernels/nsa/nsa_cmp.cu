@@ -147,23 +147,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
         mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
       }
-      const float mn_a = fmaxf(m_a, quad_max(mx_a)), mn_b = fmaxf(m_b, quad_max(mx_b));
-      const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-      const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
-      m_a = mn_a;
-      m_b = mn_b;
-      float sum_a = 0.f, sum_b = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        s[nt][0] = exp2f(s[nt][0] - base_a);
-        s[nt][1] = exp2f(s[nt][1] - base_a);
-        s[nt][2] = exp2f(s[nt][2] - base_b);
-        s[nt][3] = exp2f(s[nt][3] - base_b);
-        sum_a += s[nt][0] + s[nt][1];
-        sum_b += s[nt][2] + s[nt][3];
-      }
-      l_a = l_a * corr_a + sum_a;
-      l_b = l_b * corr_b + sum_b;
+      const float2 corr = online_softmax_step(s, mx_a, mx_b, m_a, m_b, l_a, l_b);
+      const float corr_a = corr.x, corr_b = corr.y;
 #pragma unroll
       for (int nt = 0; nt < DV / 8; ++nt) {
         o[nt][0] *= corr_a;
@@ -608,10 +593,10 @@ struct WgDkvSmem {
 template <int D, int WGS, int STAGES>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     cmp_dkdv_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
-                        const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-                        const float* __restrict__ lse, const float* __restrict__ delta,
-                        bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
-                        NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, KeyTilePlan plan) {
+                          const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                          const float* __restrict__ lse, const float* __restrict__ delta,
+                          bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
+                          NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, KeyTilePlan plan) {
 #ifdef NSA_WGMMA_DEVICE
   using S = WgDkvSmem<D, WGS, STAGES>;
   constexpr int kThr = S::kThreads;
@@ -835,7 +820,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     wg_commit();
 
     const int i0 = static_cast<int>(kt * kKeys);  // keys fit in 32 bits
-    wg_wait<1>();  // S; dP still running
+    wg_wait<1>();                                 // S; dP still running
     wg_hold(s);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
@@ -922,11 +907,11 @@ bool wgmma_path(const NsaBackwardParams& p) {
   if (state == 0) {
     int major = 0, minor = 0;
     cudaFuncAttributes attr{};
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                    cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages>) ==
-                        cudaSuccess &&
-                    major == 9 && minor == 0 && attr.numRegs >= 64;
+    const bool ok =
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+        cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages>) == cudaSuccess &&
+        major == 9 && minor == 0 && attr.numRegs >= 64;
     state = ok ? 1 : 2;
     ready[dev].store(state, std::memory_order_relaxed);
   }

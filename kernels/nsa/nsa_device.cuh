@@ -115,6 +115,34 @@ __device__ __forceinline__ float quad_max(float v) {
   return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
 }
 
+// One online-softmax step of a warp's two accumulator rows (a: fragment row r, b: row r + 8) over NT
+// n-tiles of scores already in log2 units, given the rows' maxima over this tile's scores (before the quad
+// reduction): updates the running max m and sum l, replaces s by exp2(s − new max), and returns the factors
+// (a, b) the output accumulators must be rescaled by. A row that has seen only −inf keeps max −inf and
+// rescales by 1 (exp2(−inf − 0) = 0 terms, no NaN).
+template <int NT>
+__device__ __forceinline__ float2 online_softmax_step(float (&s)[NT][4], float mx_a, float mx_b, float& m_a,
+                                                      float& m_b, float& l_a, float& l_b) {
+  const float mn_a = fmaxf(m_a, quad_max(mx_a)), mn_b = fmaxf(m_b, quad_max(mx_b));
+  const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
+  const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+  m_a = mn_a;
+  m_b = mn_b;
+  float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    s[nt][0] = exp2f(s[nt][0] - base_a);
+    s[nt][1] = exp2f(s[nt][1] - base_a);
+    s[nt][2] = exp2f(s[nt][2] - base_b);
+    s[nt][3] = exp2f(s[nt][3] - base_b);
+    sum_a += s[nt][0] + s[nt][1];
+    sum_b += s[nt][2] + s[nt][3];
+  }
+  l_a = l_a * corr_a + sum_a;
+  l_b = l_b * corr_b + sum_b;
+  return make_float2(corr_a, corr_b);
+}
+
 // Copies `rows` rows of `dim` bf16 (dim % 8 == 0) into a tile with leading dimension ld, one 16-byte chunk
 // per thread step; row_ptr(r) gives the global row or nullptr (zero-filled).
 template <class RowPtr>

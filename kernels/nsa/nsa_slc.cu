@@ -172,23 +172,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
         mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
       }
-      const float mn_a = fmaxf(m_a, quad_max(mx_a)), mn_b = fmaxf(m_b, quad_max(mx_b));
-      const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-      const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
-      m_a = mn_a;
-      m_b = mn_b;
-      float sum_a = 0.f, sum_b = 0.f;
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        s[nt][0] = exp2f(s[nt][0] - base_a);
-        s[nt][1] = exp2f(s[nt][1] - base_a);
-        s[nt][2] = exp2f(s[nt][2] - base_b);
-        s[nt][3] = exp2f(s[nt][3] - base_b);
-        sum_a += s[nt][0] + s[nt][1];
-        sum_b += s[nt][2] + s[nt][3];
-      }
-      l_a = l_a * corr_a + sum_a;
-      l_b = l_b * corr_b + sum_b;
+      const float2 corr = online_softmax_step(s, mx_a, mx_b, m_a, m_b, l_a, l_b);
+      const float corr_a = corr.x, corr_b = corr.y;
 #pragma unroll
       for (int nt = 0; nt < kAcc; ++nt) {
         acc[nt][0] *= corr_a;
