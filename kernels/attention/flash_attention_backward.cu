@@ -261,15 +261,11 @@ __global__ void __launch_bounds__(DqTiles<D, kHeads>::kThreads)
 
   const FlashAttentionShape& z = p.shape;
   const int seq = static_cast<int>(z.seq);
-  const int slice = static_cast<int>(blockIdx.x) % slices;
-  const int tile = static_cast<int>(gridDim.x) / slices - 1 - static_cast<int>(blockIdx.x) / slices;
-  const int b = blockIdx.y;
-  const int h0 = slice * kHeads;
-  const int kv_head = h0 / static_cast<int>(z.heads_q / z.heads_kv);
-  const int t0 = tile * kTokens;
+  const QueryTile<kTokens, kKeys, kHeads> where(slices, window, seq,
+                                                static_cast<int>(z.heads_q / z.heads_kv));
+  const int b = where.b, h0 = where.h0, kv_head = where.kv_head, t0 = where.t0;
+  const int first = where.first, last = where.last;
   const CausalWindow mask{window};
-  const int first = (window > 0 ? max(0, t0 - window + 1) : 0) / kKeys;
-  const int last = (min(seq, t0 + kTokens) - 1) / kKeys;
 
   const bf16* qg =
       static_cast<const bf16*>(p.q) + b * p.q_strides.batch + t0 * p.q_strides.seq + h0 * p.q_strides.head;

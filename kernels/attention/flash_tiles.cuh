@@ -154,4 +154,24 @@ struct CausalWindow {
   }
 };
 
+// Where a forward or dQ CTA works: grid x enumerates (query tile, head slice) with the latest tiles first
+// (they see the most keys, so the long CTAs start early), grid y the batch. The forward and dQ kernels must
+// agree on this and on the key tiles a query tile visits, so both read it from here.
+template <int kTokens, int kKeys, int kHeads>
+struct QueryTile {
+  int b, h0, kv_head, t0;
+  int first, last;  // key tiles [first, last] hold every key some query of the tile may see
+
+  __device__ __forceinline__ QueryTile(int slices, int window, int seq, int group) {
+    const int slice = static_cast<int>(blockIdx.x) % slices;
+    const int tile = static_cast<int>(gridDim.x) / slices - 1 - static_cast<int>(blockIdx.x) / slices;
+    b = blockIdx.y;
+    h0 = slice * kHeads;
+    kv_head = h0 / group;
+    t0 = tile * kTokens;
+    first = (window > 0 ? max(0, t0 - window + 1) : 0) / kKeys;
+    last = (min(seq, t0 + kTokens) - 1) / kKeys;
+  }
+};
+
 }  // namespace nsa::kernels::flash
