@@ -65,3 +65,33 @@ Status launch_gather(const IndexParams& p, cudaStream_t stream) { return launch<
 Status launch_scatter_add(const IndexParams& p, cudaStream_t stream) { return launch<true, true>(p, stream); }
 
 }  // namespace nsa::kernels
+
+namespace nsa::kernels {
+namespace {
+
+template <class I, class M>
+__global__ void shard_index_kernel(ShardIndexParams p) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.n; i += stride) {
+    const int64_t r = static_cast<int64_t>(static_cast<const I*>(p.ids)[i]) - p.begin;
+    const bool in = r >= 0 && r < p.count;
+    p.local[i] = in ? r : 0;
+    static_cast<M*>(p.mask)[i] = M(in ? 1.0f : 0.0f);
+  }
+}
+
+}  // namespace
+
+Status launch_shard_index(const ShardIndexParams& p, cudaStream_t stream) {
+  if (p.n == 0) return {};
+  const unsigned grid = grid_for(p.n, kThreads);
+  bool ok = false;
+  dispatch_index(p.id_type, [&]<class I>() {
+    ok = dispatch_float(p.mask_type, [&]<class M>() {
+      shard_index_kernel<I, M><<<grid, kThreads, 0, stream>>>(p);
+    });
+  });
+  return ok ? last_launch() : invalid("shard_index: unsupported dtypes");
+}
+
+}  // namespace nsa::kernels

@@ -26,4 +26,15 @@ Status launch_index_add(const IndexParams& p, cudaStream_t stream);  // dtype f3
 Status launch_gather(const IndexParams& p, cudaStream_t stream);
 Status launch_scatter_add(const IndexParams& p, cudaStream_t stream);  // dtype f32 or f64
 
+// Vocabulary-shard lookup (tensor parallelism): local[i] = ids[i] - begin and mask[i] = 1 where
+// begin <= ids[i] < begin + count, else local[i] = 0 and mask[i] = 0.
+struct ShardIndexParams {
+  ScalarType id_type, mask_type;
+  const void* ids;
+  int64_t* local;
+  void* mask;
+  int64_t n, begin, count;
+};
+Status launch_shard_index(const ShardIndexParams& p, cudaStream_t stream);
+
 }  // namespace nsa::kernels

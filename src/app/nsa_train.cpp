@@ -1,13 +1,24 @@
 // nsa-train CONFIG [--set key.path=value ...] [--resume] [--print-config]
 // The main job: reads a YAML config, trains, logs, checkpoints. Bad input ends with one line on stderr
 // and exit status 1; an internal error with "internal error:" and status 2.
+//
+// Started by mpirun/srun (docs/distributed.md), every process runs this same main: MPI gives the rank and
+// world size, parallel.tensor_parallel_size the TP size, and the rest is data parallel. An error on any
+// rank aborts the whole job (MPI_Abort) with that rank's message, instead of leaving the others waiting in
+// a collective.
+#include <mpi.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "core/cuda_api.h"
 #include "core/error.h"
+#include "dist/mpi_env.h"
 #include "train/trainer.h"
 
 namespace {
@@ -53,9 +64,38 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
+// Started by an MPI launcher (mpirun, srun with PMI/PMIx)? A plain start is one process and never touches MPI.
+bool launched_by_mpi() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"}) {
+    if (std::getenv(var)) return true;
+  }
+  return false;
+}
+
+// The communicator backend: parallel.backend, with auto = nccl when training on GPUs, mpi on CPUs.
+std::string choose_backend(const nsa::Config& config) {
+  if (config.parallel.backend != "auto") return config.parallel.backend;
+  const std::string& device = config.training.device;
+  return device == "cuda" || (device == "auto" && nsa::cuda::available()) ? "nccl" : "mpi";
+}
+
+int world_rank = 0, world_size = 1;
+
+// Ends the job after an error: a lone process returns `code`; in an MPI job every process is stopped.
+int fail(int code, const char* kind, const char* what) {
+  if (world_size > 1) {
+    std::fprintf(stderr, "nsa-train: rank %d: %s%s\n", world_rank, kind, what);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+  std::fprintf(stderr, "nsa-train: %s%s\n", kind, what);
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::unique_ptr<nsa::dist::MpiEnv> mpi;
   try {
     const Args args = parse_args(argc, argv);
     const nsa::Config config = nsa::load_config(args.config, args.overrides);
@@ -63,8 +103,18 @@ int main(int argc, char** argv) {
       std::fputs(nsa::to_yaml(config).c_str(), stdout);
       return 0;
     }
-    nsa::train::Trainer trainer(config, {.resume = args.resume});
+    nsa::dist::ProcessGroups groups = nsa::dist::make_single_process_groups();
+    if (launched_by_mpi()) {
+      mpi = std::make_unique<nsa::dist::MpiEnv>(argc, argv);
+      world_rank = mpi->world().rank;
+      world_size = mpi->world().size;
+      groups = nsa::dist::make_process_groups(choose_backend(config),
+                                              static_cast<int>(config.parallel.tensor_parallel_size),
+                                              config.source);
+    }
+    nsa::train::Trainer trainer(config, {.resume = args.resume, .groups = &groups});
     const nsa::train::TrainSummary s = trainer.run();
+    if (world_rank != 0) return 0;
     std::printf("done: steps %lld..%lld | %lld tokens in %.1f s | loss %.4f -> %.4f", static_cast<long long>(s.start_step),
                 static_cast<long long>(s.end_step), static_cast<long long>(s.tokens), s.seconds, s.first_loss,
                 s.last_loss);
@@ -74,10 +124,8 @@ int main(int argc, char** argv) {
     std::printf("metrics: %s/metrics.jsonl\n", config.logging.dir.c_str());
     return 0;
   } catch (const nsa::InputError& e) {
-    std::fprintf(stderr, "nsa-train: error: %s\n", e.what());
-    return 1;
+    return fail(1, "error: ", e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "nsa-train: internal error: %s\n", e.what());
-    return 2;
+    return fail(2, "internal error: ", e.what());
   }
 }

@@ -74,6 +74,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::span<const Tensor> grad_outputs) 
     Tensor acc(leaf_->grad);
     add_(acc, g);
   }
+  if (leaf_->post_accumulate_hook) leaf_->post_accumulate_hook();
   return {};
 }
 

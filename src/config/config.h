@@ -121,6 +121,9 @@ struct CheckpointConfig {
 
 struct ParallelConfig {
   int64_t tensor_parallel_size = 1;
+  std::string backend = "auto";  // communicators: auto (nccl on cuda, mpi on cpu), mpi, nccl
+  bool zero1 = false;            // shard the AdamW moments over the data-parallel ranks (ZeRO stage 1)
+  double bucket_mb = 25.0;       // size of the gradient all-reduce buckets
 
   bool operator==(const ParallelConfig&) const = default;
 };

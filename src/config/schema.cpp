@@ -98,7 +98,13 @@ const std::vector<KeySpec>& schema() {
       KEY(checkpoint.dtype, "storage dtype of the parameters", none, {"f32", "bf16"}),
 
       KEY(parallel.tensor_parallel_size,
-          "ranks each layer is split over; divides n_heads, n_kv_heads, ffn_hidden (and expert_hidden)",
+          "ranks each layer is split over; divides n_heads, n_kv_heads, ffn_hidden (and expert_hidden, "
+          "n_experts); data-parallel size = world size / this",
+          positive),
+      KEY(parallel.backend, "communicators: auto (nccl on cuda, mpi on cpu), mpi, nccl", none,
+          {"auto", "mpi", "nccl"}),
+      KEY(parallel.zero1, "ZeRO-1: shard the AdamW moments over the data-parallel ranks"),
+      KEY(parallel.bucket_mb, "MB of gradients per data-parallel all-reduce bucket (overlapped with backward)",
           positive),
 
       KEY(logging.dir, "run directory: metrics.jsonl and the resolved config are written there"),

@@ -115,7 +115,10 @@ void check_parallel(const Checker& checker, const Config& config) {
       {"model.n_heads", config.model.n_heads, ""},
       {"model.ffn_hidden", config.model.ffn_hidden, ""},
   };
-  if (config.moe.enabled()) splits.push_back({"moe.expert_hidden", config.moe.expert_hidden, ""});
+  if (config.moe.enabled()) {
+    splits.push_back({"moe.expert_hidden", config.moe.expert_hidden, ""});
+    splits.push_back({"moe.n_experts", config.moe.n_experts, " (routed experts are split whole)"});
+  }
   for (const Split& split : splits)
     checker.check(split.size % tp == 0, "parallel.tensor_parallel_size",
                   str("must divide ", split.key, " (", split.size, ")", split.why, ", got ", tp));

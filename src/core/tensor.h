@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -31,6 +32,9 @@ struct AutogradMeta {
   int output_nr = 0;                          // which output of grad_fn this tensor is
   std::weak_ptr<autograd::Node> accumulator;  // leaves: the node that accumulates into `grad`
   std::shared_ptr<struct TensorImpl> grad;    // leaves: the accumulated gradient (a TensorImpl, see below)
+  // Leaves: called once per backward pass, right after the pass's gradient was added into `grad` (the
+  // gradient is final for that pass). Data parallelism starts reducing a gradient here.
+  std::function<void()> post_accumulate_hook;
 };
 
 struct TensorImpl {

@@ -8,6 +8,12 @@
 // Dropless: every token reaches exactly k experts. The per-expert token lists are built on the host, which
 // costs one device→host copy of the [N, k] routing per layer (a sync inside the step); a device-side
 // grouped GEMM that removes it is planned with the whole-step speed work (docs/architecture.md).
+//
+// Tensor parallelism: routed experts are split whole over the TP ranks (expert e on rank e / (E / tp));
+// the router is replicated and every rank routes identically, each computes only its own experts' outputs
+// (and its slice of the shared experts), and one all-reduce sums them. The router's gradient is then a
+// partial sum per rank (all-reduced by the optimizer, dist/sharding.h) and the auxiliary loss, which every
+// rank computes in full, enters the backward scaled by 1/tp (nn::Transformer::loss).
 #pragma once
 
 #include <memory>
@@ -35,8 +41,9 @@ class MoE : public Module {
  private:
   MoeConfig moe_;
   int64_t dim_;
+  TpGroup tp_;
   Linear router_;
-  std::vector<std::unique_ptr<SwiGLU>> experts_;
+  std::vector<std::unique_ptr<SwiGLU>> experts_;  // null for experts another TP rank owns
   std::unique_ptr<SwiGLU> shared_;
 };
 

@@ -16,17 +16,17 @@ int64_t phi_hidden(const ModelConfig& model, const NsaConfig& nsa) {
 }  // namespace
 
 NsaBranches::NsaBranches(const InitContext& ctx, const ModelConfig& model, const NsaConfig& nsa)
-    : model_(model), nsa_(nsa), gate_(ctx, model.d_model, model.n_heads * 3, ctx.init_std) {
+    : model_(model), nsa_(nsa), gate_(ctx, model.d_model, model.n_heads * 3, ctx.init_std, TpSplit::rows) {
   const int64_t D = model.d_model, Hkv = model.n_kv_heads;
   const int64_t Dk = model.resolved_head_dim(), Dv = model.resolved_v_head_dim();
   const int64_t l = nsa.cmp_block, hidden = phi_hidden(model, nsa);
   add_child("gate", gate_);
   if (nsa.separate_kv) {
     // The window branch uses the attention's own wk/wv; the other two branches get their own.
-    wk_cmp_ = std::make_unique<Linear>(ctx, D, Hkv * Dk, ctx.init_std);
-    wv_cmp_ = std::make_unique<Linear>(ctx, D, Hkv * Dv, ctx.init_std);
-    wk_slc_ = std::make_unique<Linear>(ctx, D, Hkv * Dk, ctx.init_std);
-    wv_slc_ = std::make_unique<Linear>(ctx, D, Hkv * Dv, ctx.init_std);
+    wk_cmp_ = std::make_unique<Linear>(ctx, D, Hkv * Dk, ctx.init_std, TpSplit::rows);
+    wv_cmp_ = std::make_unique<Linear>(ctx, D, Hkv * Dv, ctx.init_std, TpSplit::rows);
+    wk_slc_ = std::make_unique<Linear>(ctx, D, Hkv * Dk, ctx.init_std, TpSplit::rows);
+    wv_slc_ = std::make_unique<Linear>(ctx, D, Hkv * Dv, ctx.init_std, TpSplit::rows);
     add_child("wk_cmp", *wk_cmp_);
     add_child("wv_cmp", *wv_cmp_);
     add_child("wk_slc", *wk_slc_);
@@ -44,6 +44,12 @@ NsaBranches::NsaBranches(const InitContext& ctx, const ModelConfig& model, const
                                                     1.0 / std::sqrt(static_cast<double>(l * Dv))),
                             ParamKind::weight);
   cmp_w2_v_ = add_parameter("cmp_v.w2", init_normal(ctx, {Dv, hidden}, w2_std), ParamKind::weight);
+  // The forward sees this TP rank's heads only (the projections above keep whole GQA groups; φ is shared
+  // by all heads and replicated).
+  model_.head_dim = Dk;  // resolved before the head counts change (it may default to d_model / n_heads)
+  model_.v_head_dim = Dv;
+  model_.n_heads /= ctx.tp.size;
+  model_.n_kv_heads /= ctx.tp.size;
 }
 
 NsaBranches::~NsaBranches() = default;

@@ -21,7 +21,7 @@ class NsaBranches : public Module {
                  double scale) const;
 
  private:
-  ModelConfig model_;
+  ModelConfig model_;  // head counts of this TP rank
   NsaConfig nsa_;
   Linear gate_;
   std::unique_ptr<Linear> wk_cmp_, wv_cmp_, wk_slc_, wv_slc_;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "dist/tp_ops.h"
 #include "ops/ops.h"
 
 namespace nsa::nn {
@@ -31,6 +32,7 @@ Tensor Block::forward(const Tensor& x, const Tensor& positions, Tensor* aux_loss
 
 Transformer::Transformer(const InitContext& ctx, const Config& config)
     : config_(config),
+      tp_(ctx.tp),
       embed_(ctx, config.model.vocab_size, config.model.d_model),
       final_norm_(ctx, config.model.d_model, config.model.norm_eps) {
   // Random draws happen in construction order (embed, blocks, lm_head; norms draw nothing), which is also
@@ -42,7 +44,8 @@ Transformer::Transformer(const InitContext& ctx, const Config& config)
   }
   add_child("final_norm", final_norm_);
   if (!config.model.tie_embeddings) {
-    lm_head_ = std::make_unique<Linear>(ctx, config.model.d_model, config.model.vocab_size, ctx.init_std);
+    lm_head_ = std::make_unique<Linear>(ctx, config.model.d_model, config.model.vocab_size, ctx.init_std,
+                                        TpSplit::rows);
     add_child("lm_head", *lm_head_);
   }
 }
@@ -68,14 +71,28 @@ Tensor Transformer::hidden(const Tensor& ids, DType compute, Tensor* aux_loss) c
 }
 
 Tensor Transformer::logits(const Tensor& ids, DType compute, Tensor* aux_loss) const {
-  const Tensor h = hidden(ids, compute, aux_loss);
+  const Tensor h = tp_enter(tp_, hidden(ids, compute, aux_loss));
   return lm_head_ ? lm_head_->forward(h) : linear(h, to(embed_.weight(), compute));
 }
 
 LossOutput Transformer::loss(const Tensor& ids, const Tensor& targets, DType compute) const {
   LossOutput out;
-  out.ce = cross_entropy(logits(ids, compute, &out.aux), targets);
-  out.loss = out.aux.defined() ? add(out.ce, to(out.aux, out.ce.dtype())) : out.ce;
+  const Tensor z = logits(ids, compute, &out.aux);
+  if (tp_.size == 1) {
+    out.ce = cross_entropy(z, targets);
+  } else {
+    const int64_t n = targets.numel();
+    out.ce = dist::vocab_parallel_cross_entropy(reshape(z, {n, z.size(-1)}), reshape(targets, {n}),
+                                                embed_.vocab_begin(), *tp_.comm);
+  }
+  if (out.aux.defined()) {
+    // Every TP rank computes the whole auxiliary loss, and its gradient is summed over the ranks (router and
+    // MoE input gradients are all-reduced): each rank back-propagates 1/tp of it.
+    const Tensor aux = tp_.size == 1 ? out.aux : mul_scalar(out.aux, 1.0 / static_cast<double>(tp_.size));
+    out.loss = add(out.ce, to(aux, out.ce.dtype()));
+  } else {
+    out.loss = out.ce;
+  }
   return out;
 }
 

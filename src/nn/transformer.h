@@ -2,6 +2,10 @@
 // RMSNorm → SwiGLU MLP or MoE → residual) → final RMSNorm → LM head (tied to the embedding or not).
 // Parameter names: embed.weight, blocks.<i>.{attn_norm,attn,mlp_norm,mlp|moe}..., final_norm.weight,
 // lm_head.weight (untied only).
+//
+// Tensor parallelism (ctx.tp.size > 1; dist/sharding.h): the embedding and LM head are vocabulary-parallel
+// (logits() returns this rank's vocabulary columns; loss() uses dist::vocab_parallel_cross_entropy), the
+// blocks are Megatron-style (attention by GQA groups, SwiGLU by hidden units, MoE by whole experts).
 #pragma once
 
 #include <memory>
@@ -40,18 +44,21 @@ class Transformer : public Module {
   // Parameters are drawn from ctx.gen in registration order (the order of named_parameters()).
   Transformer(const InitContext& ctx, const Config& config);
 
-  // ids [B, T] (i32/i64) -> logits [B, T, vocab] in `compute` dtype.
+  // ids [B, T] (i32/i64) -> logits [B, T, vocab] in `compute` dtype (under TP: this rank's columns
+  // [vocab_begin(), + size(-1)) of the vocabulary).
   Tensor logits(const Tensor& ids, DType compute, Tensor* aux_loss = nullptr) const;
   // Mean next-token cross-entropy against targets [B, T], plus the auxiliary losses.
   LossOutput loss(const Tensor& ids, const Tensor& targets, DType compute) const;
 
   const Config& config() const { return config_; }
+  int64_t vocab_begin() const { return embed_.vocab_begin(); }
 
  private:
   Tensor hidden(const Tensor& ids, DType compute, Tensor* aux_loss) const;
   const Tensor& positions(int64_t batch, int64_t seq_len, Device device) const;
 
   Config config_;
+  TpGroup tp_;
   Embedding embed_;
   std::vector<std::unique_ptr<Block>> blocks_;
   RMSNorm final_norm_;

@@ -102,6 +102,11 @@ class Backend {
   // dst[o, index[o, j, i], i] += src[o, j, i].
   virtual void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer,
                            int64_t n, int64_t inner) = 0;
+  // Vocabulary-shard lookup for tensor parallelism: for contiguous ids (i32/i64), local (i64, same numel)
+  // = ids - begin and mask (floating) = 1 where begin <= id < begin + count; local = 0 and mask = 0
+  // elsewhere.
+  virtual void shard_index(const Tensor& local, const Tensor& mask, const Tensor& ids, int64_t begin,
+                           int64_t count) = 0;
 
   virtual void gemm(const GemmArgs& args) = 0;
 

@@ -134,3 +134,18 @@ Tensor scatter_add(const Tensor& dst, int64_t dim, const Tensor& index, const Te
 }
 
 }  // namespace nsa
+
+namespace nsa {
+
+std::pair<Tensor, Tensor> shard_index(const Tensor& ids, int64_t begin, int64_t count, DType mask_dtype) {
+  detail::check_index("shard_index", ids);
+  NSA_CHECK(is_floating(mask_dtype), "[shard_index] mask dtype must be floating, got ", dtype_name(mask_dtype));
+  NSA_CHECK(begin >= 0 && count >= 0, "[shard_index] bad shard [", begin, ", ", begin + count, ")");
+  const Tensor src = contiguous(ids.alias());
+  Tensor local = Tensor::empty(src.shape(), DType::i64, src.device());
+  Tensor mask = Tensor::empty(src.shape(), mask_dtype, src.device());
+  if (src.numel() > 0) backend_for(src.device()).shard_index(local, mask, src, begin, count);
+  return {local, mask};
+}
+
+}  // namespace nsa

@@ -3,6 +3,8 @@
 // GPU, produce zeros and set a device error flag (checked at the next sync point) instead of faulting.
 #pragma once
 
+#include <utility>
+
 #include "core/tensor.h"
 
 namespace nsa {
@@ -17,5 +19,10 @@ Tensor index_add(const Tensor& dst, int64_t dim, const Tensor& index, const Tens
 Tensor gather(const Tensor& src, int64_t dim, const Tensor& index);
 // A copy of dst with src added at the positions index gives along dim.
 Tensor scatter_add(const Tensor& dst, int64_t dim, const Tensor& index, const Tensor& src);
+
+// For a shard [begin, begin + count) of a vocabulary (tensor parallelism): ids [...] (i32/i64) ->
+// (local i64 [...]: id - begin inside the shard, 0 outside; mask [...] in mask_dtype: 1 inside, 0 outside).
+// Not differentiable (integers in, constants out).
+std::pair<Tensor, Tensor> shard_index(const Tensor& ids, int64_t begin, int64_t count, DType mask_dtype);
 
 }  // namespace nsa

@@ -73,6 +73,13 @@ AdamW::AdamW(std::vector<OptimParam> params, const OptimizerConfig& config)
 }
 
 void AdamW::step(double lr, const Tensor& grad_scale) {
+  const std::vector<Tensor> own = grads();
+  step(lr, grad_scale, own);
+}
+
+void AdamW::step(double lr, const Tensor& grad_scale, std::span<const Tensor> grads) {
+  NSA_CHECK(grads.size() == params_.size(), "[adamw] step with ", grads.size(), " gradients for ",
+            params_.size(), " parameters");
   ++step_count_;
   const double t = static_cast<double>(step_count_);
   const AdamWStepScalars scalars{config_.beta1,
@@ -84,7 +91,7 @@ void AdamW::step(double lr, const Tensor& grad_scale) {
   std::vector<AdamWSlot> slots;
   for (size_t i = 0; i < params_.size(); ++i) {
     const OptimParam& p = params_[i];
-    Tensor grad = p.param.grad();
+    Tensor grad = grads[i];
     if (!grad.defined()) continue;
     NSA_CHECK(grad.shape() == p.param.shape() && grad.device() == p.param.device(), "[adamw] grad of '",
               p.name, "' is ", grad.desc(), ", the parameter ", p.param.desc());

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,9 @@ class AdamW {
   // multiplies every gradient (the clip coefficient), or an undefined tensor for 1. The grads are read,
   // not modified.
   void step(double lr, const Tensor& grad_scale = Tensor());
+  // The same update with the gradients given explicitly, one per param in order (undefined: skip the
+  // param), e.g. pieces of a reduced gradient buffer that are no param's own .grad (ZeRO-1).
+  void step(double lr, const Tensor& grad_scale, std::span<const Tensor> grads);
   // Drops every param's grad (set_to_none), or fills it with zeros in place.
   void zero_grad(bool set_to_none = true);
   int64_t step_count() const { return step_count_; }

@@ -2,6 +2,12 @@
 // a resolved Config. One step reads top to bottom in Trainer::train_step: micro-batches → forward → backward
 // (accumulating gradients) → global-norm clip → AdamW → (at intervals) log, evaluate, checkpoint.
 // Nothing in a step waits for the device except the log/eval/checkpoint points and, for MoE, the routing.
+//
+// Distributed (docs/distributed.md): one Trainer per process. TrainOptions.groups gives the DP × TP process
+// groups (none: one process). Each DP rank reads its own slice of every global batch; the TP ranks of a
+// replica read the same batch and hold their shards of the model; dist::DistributedOptimizer averages the
+// gradients over DP and reduces the TP partial ones. World rank 0 prints, logs and writes checkpoints
+// (whole tensors gathered from the TP group, so any TP size can resume them).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +23,9 @@
 #include "data/sampler.h"
 #include "nn/model_stats.h"
 #include "nn/transformer.h"
-#include "optim/adamw.h"
+#include "dist/distributed_optimizer.h"
+#include "dist/layout.h"
+#include "dist/tp_gather.h"
 #include "train/metrics_log.h"
 
 namespace nsa::train {
@@ -25,6 +33,7 @@ namespace nsa::train {
 struct TrainOptions {
   bool resume = false;  // --resume: continue from the newest checkpoint in checkpoint.dir
   bool quiet = false;   // no stdout (tests)
+  dist::ProcessGroups* groups = nullptr;  // the process's DP × TP groups; null: a single process
 };
 
 struct TrainSummary {
@@ -45,6 +54,7 @@ class Trainer {
   TrainSummary run();
 
   const nn::Transformer& model() const { return *model_; }
+  const dist::Layout& layout() const { return groups_->layout; }
   Device device() const { return device_; }
   DType compute_dtype() const { return compute_; }
   // Mean validation cross-entropy over training.eval_batches micro-batches (the same batches every time).
@@ -54,16 +64,22 @@ class Trainer {
   // One optimizer step; returns the device tensors (mean loss, grad norm) without reading them.
   std::pair<Tensor, Tensor> train_step(int64_t step);
   void save_checkpoint(int64_t step);
+  void write_checkpoint(const std::string& path, int64_t step, dist::NamedTensors params,
+                        dist::NamedTensors moments);
   void restore(const std::string& path);
   void say(const std::string& line);
+  bool is_main() const { return groups_->layout.rank == 0; }
+  std::string layout_report();
 
   Config config_;
   TrainOptions options_;
   Device device_;
   DType compute_;
+  dist::ProcessGroups own_groups_;  // when options.groups is null
+  dist::ProcessGroups* groups_;
   Generator init_gen_;
   std::unique_ptr<nn::Transformer> model_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<dist::DistributedOptimizer> optimizer_;
   std::unique_ptr<TokenDataset> train_data_, val_data_;
   std::unique_ptr<BatchSampler> train_sampler_, val_sampler_;
   std::unique_ptr<MetricsLog> log_;

@@ -97,5 +97,25 @@ TEST(Autograd, GradientCastsBackToTheLeafDtypeAndDevice) {
   EXPECT_EQ(to_vector<double>(x.grad()), (std::vector<double>{1.0, -2.0}));
 }
 
+TEST(Autograd, PostAccumulateHookRunsOncePerPassWithTheFinalGradient) {
+  Tensor x = from_vector<double>({1, 2}, {2}).set_requires_grad(true);
+  Tensor unused = from_vector<double>({1}, {1}).set_requires_grad(true);
+  std::vector<std::vector<double>> seen;  // x.grad at each call
+  x.autograd_meta().post_accumulate_hook = [&] { seen.push_back(to_vector<double>(x.grad())); };
+  bool unused_called = false;
+  unused.autograd_meta().post_accumulate_hook = [&] { unused_called = true; };
+  // x reaches the loss along three paths: the hook sees their sum once, not three partial sums.
+  backward(sum(add(mul(x, x), add(mul_scalar(x, 3.0), x))));  // d/dx = 2x + 4
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], (std::vector<double>{6, 8}));
+  backward(sum(mul_scalar(x, 10.0)));  // a second pass: called again, after accumulating
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1], (std::vector<double>{16, 18}));
+  EXPECT_FALSE(unused_called);  // no gradient reached it: no call
+  x.autograd_meta().post_accumulate_hook = nullptr;
+  backward(sum(x));
+  EXPECT_EQ(seen.size(), 2u);
+}
+
 }  // namespace
 }  // namespace nsa

@@ -43,6 +43,8 @@ class CpuBackend final : public Backend {
               int64_t inner) override;
   void scatter_add(const Tensor& dst, const Tensor& index, const Tensor& src, int64_t outer, int64_t n,
                    int64_t inner) override;
+  void shard_index(const Tensor& local, const Tensor& mask, const Tensor& ids, int64_t begin,
+                   int64_t count) override;
   void gemm(const GemmArgs& args) override;
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                          const Tensor& v, double scale, int64_t window) override;

@@ -79,3 +79,21 @@ void CpuBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tenso
 }
 
 }  // namespace nsa::cpu
+
+namespace nsa::cpu {
+
+void CpuBackend::shard_index(const Tensor& local, const Tensor& mask, const Tensor& ids, int64_t begin,
+                             int64_t count) {
+  int64_t* out = local.data<int64_t>();
+  dispatch_floating(mask.dtype(), "shard_index", [&]<class T>() {
+    T* m = static_cast<T*>(mask.data_ptr());
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+      const int64_t r = index_at(ids, i) - begin;
+      const bool in = r >= 0 && r < count;
+      out[i] = in ? r : 0;
+      m[i] = from_f64<T>(in ? 1.0 : 0.0);
+    }
+  });
+}
+
+}  // namespace nsa::cpu

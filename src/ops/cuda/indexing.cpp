@@ -73,3 +73,14 @@ void CudaBackend::scatter_add(const Tensor& dst, const Tensor& index, const Tens
 }
 
 }  // namespace nsa::cuda_binding
+
+namespace nsa::cuda_binding {
+
+void CudaBackend::shard_index(const Tensor& local, const Tensor& mask, const Tensor& ids, int64_t begin,
+                              int64_t count) {
+  const kernels::ShardIndexParams p{scalar(ids.dtype()), scalar(mask.dtype()), ids.data_ptr(),
+                                    local.data<int64_t>(), mask.data_ptr(), ids.numel(), begin, count};
+  check(kernels::launch_shard_index(p, stream()), "shard_index");
+}
+
+}  // namespace nsa::cuda_binding
