@@ -5,7 +5,9 @@
 //
 // Shapes: the small geometry (l = 8, d = 4, l' = 16, n = 3, w = 16) at ragged T = 1, 15, 77, 130, 1000 with
 // GQA groups of 1, 2, 4 and 16 query heads, head dims 64 and 128; the paper's geometry (l = 32, d = 16,
-// l' = 64, n = 16) at T = 2000. The backward runs twice and must give the same bits (no atomics).
+// l' = 64, n = 16) at T = 2000; group_cases() adds G = 3, 8, 32 and the paper geometry with G = 16 (T = 3001)
+// for the compressed branch and the selection. The backward runs twice and must give the same bits (no
+// atomics).
 //
 // Selection near-ties: the GPU sums importances in f32 (bf16) or in double in another order (f32), the CPU
 // in double, so two blocks whose importances agree to rounding can swap. Both sides read the same inputs and
@@ -67,6 +69,16 @@ std::vector<Case> cases() {
   out.push_back({kSmall, 1, 1000, 2, 2, 64, 64});
   out.push_back({kPaper, 1, 2000, 4, 1, 128, 128});
   return out;
+}
+
+// Group sizes the cases above miss, for the kernels that specialise on them: the selection's warp-owned
+// kernel (G = 8, and G = 16 at the paper geometry, the benchmark's group), its general kernel (G = 3 and
+// 32: a token's rows straddle warps), and the compressed forward's 128-row programs at ragged row counts.
+std::vector<Case> group_cases() {
+  return {{kSmall, 1, 515, 16, 2, 64, 64},
+          {kSmall, 2, 77, 6, 2, 64, 64},
+          {kSmall, 1, 300, 32, 1, 64, 64},
+          {kPaper, 1, 3001, 16, 1, 128, 128}};
 }
 
 // Standard normal values representable in `dtype`, as an f64 CPU tensor.
@@ -327,12 +339,14 @@ TEST_P(NsaCuda, CompressedAttention) {
   NSA_REQUIRE_GPU();
   uint64_t seed = 100;
   for (const Case& c : cases()) check_compressed(c, GetParam(), seed++);
+  for (const Case& c : group_cases()) check_compressed(c, GetParam(), seed++);
 }
 
 TEST_P(NsaCuda, Selection) {
   NSA_REQUIRE_GPU();
   uint64_t seed = 200;
   for (const Case& c : cases()) check_selection(c, GetParam(), seed++);
+  for (const Case& c : group_cases()) check_selection(c, GetParam(), seed++);
 }
 
 TEST_P(NsaCuda, SelectedAttention) {
