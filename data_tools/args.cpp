@@ -25,7 +25,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 Args::Args(const std::string& command, const std::vector<std::string>& args,
-           const std::vector<OptionSpec>& spec) {
+           const std::vector<OptionSpec>& spec, const std::string& tool) {
   auto find = [&](const std::string& name) -> const OptionSpec* {
     for (const OptionSpec& s : spec) {
       if (s.name == name) return &s;
@@ -61,7 +61,7 @@ Args::Args(const std::string& command, const std::vector<std::string>& args,
       }
       throw InputError(str(command, ": unknown option '--", name, "'",
                            suggestion.empty() ? "" : str(" (did you mean '--", suggestion, "'?)"),
-                           "; see nsa-data ", command, " --help"));
+                           "; see ", tool, " ", command, " --help"));
     }
     if (values_.count(name) > 0) throw InputError(str(command, ": option '--", name, "' given twice"));
     if (!option->takes_value) {

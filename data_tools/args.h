@@ -17,8 +17,9 @@ struct OptionSpec {
 
 class Args {
  public:
-  // `command` is the subcommand's name ("synth"), used in messages.
-  Args(const std::string& command, const std::vector<std::string>& args, const std::vector<OptionSpec>& spec);
+  // `command` is the subcommand's name ("synth"), used in messages; `tool` the executable's ("nsa-ckpt").
+  Args(const std::string& command, const std::vector<std::string>& args, const std::vector<OptionSpec>& spec,
+       const std::string& tool = "nsa-data");
 
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::string text(const std::string& name, const std::string& fallback) const;

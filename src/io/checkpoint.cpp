@@ -26,6 +26,12 @@ constexpr const char* kParamsGroup = "params";
 constexpr const char* kOptimizerGroup = "optimizer";
 constexpr const char* kStateGroup = "state";
 constexpr const char* kDtypeAttribute = "dtype";
+// Tensor-parallel pieces (format_version 2): the rank on the root, the slice on each sliced dataset.
+constexpr const char* kTpRankAttribute = "tp_rank";
+constexpr const char* kTpSizeAttribute = "tp_size";
+constexpr const char* kTpDimAttribute = "tp_dim";
+constexpr const char* kTpOffsetAttribute = "tp_offset";
+constexpr const char* kTpFullSizeAttribute = "tp_full_size";
 // Deeper nesting than any name needs: a bound that stops a file whose links form a cycle.
 constexpr int kMaxGroupDepth = 32;
 
@@ -90,19 +96,27 @@ class CheckpointWriter {
   }
 
   void write(const CheckpointState& state, DType param_dtype) {
+    const TpPiece* tp = state.tp ? &*state.tp : nullptr;
     {
       h5::Group root =
           h5::take<h5::Group>(H5Gopen2(file_.id(), "/", H5P_DEFAULT), shown_, "/", "cannot open");
       h5::write_string_attribute(root.id(), "format", kCheckpointFormat, h5::StringStorage::fixed, shown_,
                                  "/");
-      h5::write_int_attribute(root.id(), "format_version", kCheckpointFormatVersion, H5T_STD_I32LE, shown_,
+      h5::write_int_attribute(root.id(), "format_version",
+                              tp ? kCheckpointTpFormatVersion : kCheckpointFormatVersion, H5T_STD_I32LE, shown_,
                               "/");
       h5::write_int_attribute(root.id(), "step", state.step, H5T_STD_I64LE, shown_, "/");
       h5::write_string_attribute(root.id(), "config", state.config_yaml, h5::StringStorage::variable, shown_,
                                  "/");
+      if (tp) {
+        NSA_CHECK(tp->size >= 1 && tp->rank >= 0 && tp->rank < tp->size, "[save_checkpoint] ", shown_,
+                  ": tensor-parallel rank ", tp->rank, " of ", tp->size, " is not a valid rank");
+        h5::write_int_attribute(root.id(), kTpRankAttribute, tp->rank, H5T_STD_I64LE, shown_, "/");
+        h5::write_int_attribute(root.id(), kTpSizeAttribute, tp->size, H5T_STD_I64LE, shown_, "/");
+      }
     }
-    write_tensors(kParamsGroup, state.params, param_dtype);
-    write_tensors(kOptimizerGroup, state.optimizer, DType::f32);
+    write_tensors(kParamsGroup, state.params, param_dtype, tp ? &tp->param_slices : nullptr);
+    write_tensors(kOptimizerGroup, state.optimizer, DType::f32, tp ? &tp->optimizer_slices : nullptr);
     write_counters(state.counters);
   }
 
@@ -135,8 +149,9 @@ class CheckpointWriter {
     return current;
   }
 
-  void write_tensors(const std::string& group_name,
-                     const std::vector<std::pair<std::string, Tensor>>& entries, DType stored) {
+  // `slices` (pieces of a tensor-parallel set only): the slice of each sliced tensor, by name.
+  void write_tensors(const std::string& group_name, const std::vector<std::pair<std::string, Tensor>>& entries,
+                     DType stored, const std::map<std::string, TensorSlice>* slices) {
     const std::string group_path = "/" + group_name;
     h5::Group group = create_group(file_.id(), group_name, group_path);
     std::set<std::string> seen;
@@ -146,12 +161,30 @@ class CheckpointWriter {
       NSA_CHECK(seen.insert(name).second, "[save_checkpoint] ", shown_, ": ", object, ": duplicate name");
       const Tensor host = host_copy(tensor, stored, shown_, object);
       h5::Group parent = parent_of(group, group_path, parts);
-      write_dataset(parent.id(), parts.back(), object, host, stored);
+      h5::Dataset dataset = write_dataset(parent.id(), parts.back(), object, host, stored);
+      const auto slice = slices ? slices->find(name) : std::map<std::string, TensorSlice>::const_iterator{};
+      if (slices && slice != slices->end()) write_slice(dataset.id(), object, host.shape(), slice->second);
+    }
+    if (slices) {
+      for (const auto& [name, slice] : *slices) {
+        NSA_CHECK(seen.count(name) > 0, "[save_checkpoint] ", shown_, ": ", group_path, ": a slice is given for '",
+                  name, "', which is not in the group");
+      }
     }
   }
 
-  void write_dataset(hid_t parent, const std::string& leaf, const std::string& object, const Tensor& host,
-                     DType stored) {
+  void write_slice(hid_t dataset, const std::string& object, const Dims& stored, const TensorSlice& slice) {
+    NSA_CHECK(slice.dim >= 0 && slice.dim < stored.size() && slice.offset >= 0 &&
+                  slice.offset + stored[slice.dim] <= slice.full_size,
+              "[save_checkpoint] ", shown_, ": ", object, ": slice (dim ", slice.dim, ", offset ", slice.offset,
+              ", full size ", slice.full_size, ") does not fit a stored shape ", stored.str());
+    h5::write_int_attribute(dataset, kTpDimAttribute, slice.dim, H5T_STD_I64LE, shown_, object);
+    h5::write_int_attribute(dataset, kTpOffsetAttribute, slice.offset, H5T_STD_I64LE, shown_, object);
+    h5::write_int_attribute(dataset, kTpFullSizeAttribute, slice.full_size, H5T_STD_I64LE, shown_, object);
+  }
+
+  h5::Dataset write_dataset(hid_t parent, const std::string& leaf, const std::string& object,
+                            const Tensor& host, DType stored) {
     const std::string what = "cannot write the dataset";
     h5::Dataspace space;
     if (host.dim() == 0) {
@@ -174,6 +207,7 @@ class CheckpointWriter {
     }
     h5::write_string_attribute(dataset.id(), kDtypeAttribute, dtype_name(stored), h5::StringStorage::fixed,
                                shown_, object);
+    return dataset;
   }
 
   void write_counters(const std::vector<std::pair<std::string, int64_t>>& counters) {
@@ -243,8 +277,10 @@ class CheckpointReader {
       h5::Group root = h5::take<h5::Group>(H5Gopen2(file_.id(), "/", H5P_DEFAULT), path_, "/", "cannot open");
       read_header(root.id(), state);
     }
-    read_tensor_group(kParamsGroup, state.params);
-    read_tensor_group(kOptimizerGroup, state.optimizer);
+    TpPiece* tp = state.tp ? &*state.tp : nullptr;
+    read_tensor_group(kParamsGroup, state.params, tp ? &tp->param_slices : nullptr);
+    state.params_stored = saw_bf16_ ? DType::bf16 : DType::f32;
+    read_tensor_group(kOptimizerGroup, state.optimizer, tp ? &tp->optimizer_slices : nullptr);
     read_counters(state.counters);
     return state;
   }
@@ -259,15 +295,24 @@ class CheckpointReader {
       throw InputError(path_ + ": /: format is '" + format + "', expected '" + kCheckpointFormat + "'");
     }
     const int64_t version = h5::read_int_attribute(root, "format_version", path_, "/");
-    if (version != kCheckpointFormatVersion) {
+    if (version != kCheckpointFormatVersion && version != kCheckpointTpFormatVersion) {
       throw InputError(
           path_ + ": /: unsupported format_version " + std::to_string(version) + " (this build reads " +
-          std::to_string(kCheckpointFormatVersion) +
-          (version > kCheckpointFormatVersion ? "; the file comes from a newer nsa-train)" : ")"));
+          std::to_string(kCheckpointFormatVersion) + " and " + std::to_string(kCheckpointTpFormatVersion) +
+          (version > kCheckpointTpFormatVersion ? "; the file comes from a newer nsa-train)" : ")"));
     }
     state.step = h5::read_int_attribute(root, "step", path_, "/");
     if (state.step < 0) throw InputError(path_ + ": /: negative step " + std::to_string(state.step));
     state.config_yaml = h5::read_string_attribute(root, "config", path_, "/");
+    if (version == kCheckpointTpFormatVersion) {
+      const int64_t rank = h5::read_int_attribute(root, kTpRankAttribute, path_, "/");
+      const int64_t size = h5::read_int_attribute(root, kTpSizeAttribute, path_, "/");
+      if (size < 1 || size > (1 << 20) || rank < 0 || rank >= size) {
+        throw InputError(path_ + ": /: tp_rank " + std::to_string(rank) + " and tp_size " + std::to_string(size) +
+                         " do not name a tensor-parallel rank (0 <= tp_rank < tp_size)");
+      }
+      state.tp = TpPiece{static_cast<int>(rank), static_cast<int>(size), {}, {}};
+    }
   }
 
   h5::Group open_group(const std::string& name) {
@@ -279,9 +324,12 @@ class CheckpointReader {
                                "cannot open as a group");
   }
 
-  void read_tensor_group(const std::string& name, std::vector<std::pair<std::string, Tensor>>& out) {
+  void read_tensor_group(const std::string& name, std::vector<std::pair<std::string, Tensor>>& out,
+                         std::map<std::string, TensorSlice>* slices) {
     h5::Group group = open_group(name);
+    slices_ = slices;
     read_tree(group.id(), "/" + name, "", 0, out);
+    slices_ = nullptr;
   }
 
   // Links of a group in creation order when it records it (files we write), else in name order.
@@ -322,6 +370,7 @@ class CheckpointReader {
           break;
         case H5I_DATASET:
           out.emplace_back(prefix + name, read_dataset(item.id(), child));
+          if (slices_) read_slice(item.id(), child, prefix + name, out.back().second.shape());
           break;
         default:
           throw InputError(path_ + ": " + child + ": expected a dataset or a group");
@@ -414,8 +463,24 @@ class CheckpointReader {
                         H5S_ALL, H5P_DEFAULT, values.data_ptr()),
                 path_, object, "cannot read the data");
     }
+    saw_bf16_ = saw_bf16_ || stored == DType::bf16;
     NoGradGuard no_grad;
     return to(values, DType::f32);  // bf16 -> f32 is exact
+  }
+
+  // The tp_* attributes of a dataset in a tensor-parallel piece (none: the tensor is stored whole).
+  void read_slice(hid_t dataset, const std::string& object, const std::string& name, const Dims& stored) {
+    if (!h5::has_attribute(dataset, kTpDimAttribute, path_, object)) return;
+    const int64_t dim = h5::read_int_attribute(dataset, kTpDimAttribute, path_, object);
+    const int64_t offset = h5::read_int_attribute(dataset, kTpOffsetAttribute, path_, object);
+    const int64_t full = h5::read_int_attribute(dataset, kTpFullSizeAttribute, path_, object);
+    if (dim < 0 || dim >= stored.size() || offset < 0 || full < 0 || offset > full ||
+        stored[static_cast<int>(dim)] > full - offset) {
+      throw InputError(path_ + ": " + object + ": tp_dim " + std::to_string(dim) + ", tp_offset " +
+                       std::to_string(offset) + ", tp_full_size " + std::to_string(full) +
+                       " do not fit the stored shape " + stored.str());
+    }
+    (*slices_)[name] = TensorSlice{static_cast<int>(dim), offset, full};
   }
 
   void read_counters(std::vector<std::pair<std::string, int64_t>>& out) {
@@ -429,6 +494,8 @@ class CheckpointReader {
   const std::string& path_;
   uint64_t file_size_ = 0;
   h5::File file_;
+  std::map<std::string, TensorSlice>* slices_ = nullptr;  // where read_tree records slices (pieces only)
+  bool saw_bf16_ = false;
 };
 
 }  // namespace

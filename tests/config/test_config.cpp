@@ -377,13 +377,23 @@ TEST(ConfigShipped, EveryConfigLoads) {
 }
 
 TEST(ConfigShipped, Values) {
-  Config tiny = load_config(source_path("configs/tiny.yaml"));
-  EXPECT_EQ(tiny.model.vocab_size, 512);
-  EXPECT_EQ(tiny.model.ffn_hidden, 384);
-  EXPECT_EQ(tiny.training.seq_len, 256);
+  Config tiny = load_config(source_path("configs/tiny.yaml"));  // the Brown corpus in GPT-2 tokens
+  EXPECT_EQ(tiny.model.vocab_size, 50304);                      // >= GPT-2's 50257
+  EXPECT_EQ(tiny.model.d_model, 64);
+  EXPECT_FALSE(tiny.model.tie_embeddings);
+  EXPECT_EQ(tiny.training.seq_len, 128);
   EXPECT_EQ(tiny.training.device, "auto");  // the GPU when present (README command 1)
-  EXPECT_EQ(tiny.optimizer.lr, 3e-3);
+  EXPECT_EQ(tiny.optimizer.lr, 6e-3);
+  EXPECT_EQ(tiny.data.train, "data/brown/train_*.bin");
   EXPECT_EQ(tiny.checkpoint.dir, "runs/tiny/checkpoints");
+
+  Config synth = load_config(source_path("configs/tiny-synth.yaml"));  // the synthetic corpus
+  EXPECT_EQ(synth.model.vocab_size, 512);
+  EXPECT_EQ(synth.model.ffn_hidden, 384);
+  EXPECT_EQ(synth.training.seq_len, 256);
+  EXPECT_EQ(synth.optimizer.lr, 3e-3);
+  EXPECT_EQ(synth.data.train, "data/tiny/train_*.bin");
+  EXPECT_EQ(synth.checkpoint.dir, "runs/tiny-synth/checkpoints");
 
   Config dense = load_config(source_path("configs/dense-125m.yaml"));
   EXPECT_EQ(dense.model.vocab_size, 50304);

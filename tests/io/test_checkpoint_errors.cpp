@@ -129,9 +129,9 @@ TEST(CheckpointErrors, UnsupportedFormatVersion) {
   TempDir dir;
   const std::string path = write_valid(dir);
   edit_root(path, [&](hid_t root) {
-    h5::write_int_attribute(root, "format_version", 2, H5T_STD_I32LE, path, "/");
+    h5::write_int_attribute(root, "format_version", 3, H5T_STD_I32LE, path, "/");
   });
-  expect_load_error(path, {"unsupported format_version 2", "newer"});
+  expect_load_error(path, {"unsupported format_version 3", "newer"});
   edit_root(path, [&](hid_t root) {
     h5::write_int_attribute(root, "format_version", 0, H5T_STD_I64LE, path, "/");
   });
