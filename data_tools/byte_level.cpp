@@ -1,6 +1,6 @@
 #include "byte_level.h"
 
-#include "json_field.h"
+#include "io/json.h"
 #include "utf8.h"
 
 namespace nsa::data_tools {
@@ -47,7 +47,7 @@ std::optional<std::string> bytes_from_byte_level(std::string_view text) {
 
 std::string byte_level_from_bytes(std::string_view bytes) {
   std::string out;
-  for (unsigned char b : bytes) append_utf8(byte_level_code_points()[b], out);
+  for (unsigned char b : bytes) json::append_utf8(byte_level_code_points()[b], out);
   return out;
 }
 

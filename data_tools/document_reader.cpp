@@ -8,13 +8,15 @@
 
 #include "brown_text.h"
 #include "core/error.h"
-#include "json_field.h"
+#include "io/json.h"
 
 namespace nsa::data_tools {
 
 namespace {
 
 bool is_blank(std::string_view line) { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
+
+}  // namespace
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -24,7 +26,18 @@ std::string read_file(const std::string& path) {
   return text;
 }
 
-}  // namespace
+std::string json_string_field(std::string_view line, std::string_view field, const std::string& where) {
+  constexpr json::ParseOptions kJsonl{
+      .first_key_wins = true, .check_utf8 = false, .object_root = true, .one_line = true, .max_depth = 256};
+  const json::Value record = json::parse(line, where, kJsonl);
+  const json::Value* value = record.find(field);
+  if (value == nullptr) throw InputError(str(where, ": no field '", field, "' in the object"));
+  if (!value->is(json::Value::Kind::string)) {
+    const char* kind = json::Value::kind_name(value->kind());
+    throw InputError(str(where, ": field '", field, "' is ", kind, ", expected a string"));
+  }
+  return value->text();
+}
 
 InputFormat parse_input_format(const std::string& name, const std::string& option) {
   if (name == "auto") return InputFormat::kAuto;

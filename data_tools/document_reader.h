@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nsa::data_tools {
@@ -24,5 +25,13 @@ InputFormat input_format_of(const std::string& path, InputFormat format);
 // "file:line: ...".
 void read_documents(const std::vector<std::string>& inputs, InputFormat format, const std::string& field,
                     const std::function<void(std::string&& text, int64_t input_bytes)>& on_document);
+
+// The bytes of a whole file; InputError "<path>: cannot open: <reason>" or "<path>: read error".
+std::string read_file(const std::string& path);
+
+// The string field `field` of one .jsonl line, which must be one JSON object (io/json.h; its strings' bytes
+// as they are, the first of repeated keys winning). Throws InputError "<where>: malformed JSON at column C:
+// ...", "<where>: no field ..." or "<where>: field ... is a number, expected a string".
+std::string json_string_field(std::string_view line, std::string_view field, const std::string& where);
 
 }  // namespace nsa::data_tools

@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "data/shard.h"
 #include "document_reader.h"
-#include "json_document.h"
+#include "io/json.h"
 #include "npm_fetch.h"
 #include "progress_bar.h"
 #include "synth.h"
@@ -324,7 +324,7 @@ int inspect_command(const std::vector<std::string>& argv) {
       std::printf("%s\n", shard.size() > show ? " ..." : "");
       if (tokenizer) {
         std::string text;
-        append_json_string(tokenizer->decode(first), text);
+        json::append_quoted(tokenizer->decode(first), text);
         std::printf("  text:  %s%s\n", text.c_str(), shard.size() > show ? " ..." : "");
       }
     } catch (const InputError& e) {
@@ -357,7 +357,7 @@ int encode_command(const std::vector<std::string>& argv) {
     for (size_t i = 0; i < text.size();) {
       const size_t end = pattern ? piece_end(*pattern, text, i) : text.size();
       std::string line;
-      append_json_string(std::string_view(text).substr(i, end - i), line);
+      json::append_quoted(std::string_view(text).substr(i, end - i), line);
       std::printf("%s\n", line.c_str());
       i = end;
     }
@@ -410,7 +410,7 @@ int documents_command(const std::vector<std::string>& argv) {
   std::string line;
   read_documents(args.positional(), format, args.text("field", "text"), [&](std::string&& text, int64_t) {
     line = "{\"text\": ";
-    append_json_string(text, line, &replaced);
+    json::append_quoted(text, line, &replaced);
     line += "}\n";
     if (std::fwrite(line.data(), 1, line.size(), file.get()) != line.size()) {
       throw InputError(str(out_path.empty() ? "stdout" : out_path, ": write error: ", std::strerror(errno)));

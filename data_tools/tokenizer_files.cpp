@@ -2,16 +2,14 @@
 
 #include <sys/stat.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
+#include <optional>
 #include <unordered_map>
 
 #include "byte_level.h"
 #include "core/error.h"
-#include "json_document.h"
+#include "document_reader.h"
+#include "io/json.h"
 
 namespace nsa::data_tools {
 
@@ -27,16 +25,12 @@ bool is_file(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(str(path, ": cannot open: ", std::strerror(errno)));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw InputError(str(path, ": read error"));
-  return text;
+json::Value read_json_file(const std::string& path) {
+  return json::parse(read_file(path), path, kTokenizerJsonOptions);
 }
 
 // Fills token_bytes[id] from a map of byte-level strings to ids (encoder.json, model.vocab).
-void add_byte_level_vocab(const JsonValue& vocab, BpeDefinition& d,
+void add_byte_level_vocab(const json::Value& vocab, BpeDefinition& d,
                           std::unordered_map<std::string, uint32_t>& ids) {
   for (const auto& [text, value] : vocab.as_object()) {
     const int64_t id = value.as_int();
@@ -98,17 +92,17 @@ void choose_eot(BpeDefinition& d, const std::string& eot, const std::string& whe
 }
 
 // The split pattern of a tokenizer.json's pre_tokenizer, or an InputError saying what is there.
-SplitPattern tokenizer_json_pattern(const JsonValue& pre) {
+SplitPattern tokenizer_json_pattern(const json::Value& pre) {
   const std::string supported =
       "supported: ByteLevel with use_regex true (GPT-2), or Sequence [Split (GPT-2 or Llama-3 regex, "
       "Isolated), ByteLevel with use_regex false]";
   if (pre.is_null()) throw InputError(str(pre.where(), "null: not a byte-level tokenizer (", supported, ")"));
   const std::string type = pre.at("type").as_string();
-  auto check_byte_level = [&](const JsonValue& b, bool regex_expected) {
-    if (const JsonValue* p = b.find("add_prefix_space"); p != nullptr && p->as_bool()) {
+  auto check_byte_level = [&](const json::Value& b, bool regex_expected) {
+    if (const json::Value* p = b.find("add_prefix_space"); p != nullptr && p->as_bool()) {
       throw InputError(str(p->where(), "true is not supported (expected false)"));
     }
-    const JsonValue* r = b.find("use_regex");
+    const json::Value* r = b.find("use_regex");
     const bool use_regex = r == nullptr || r->as_bool();  // tokenizers' default is true
     if (use_regex != regex_expected) {
       throw InputError(str(b.where(), "ByteLevel with use_regex ", use_regex ? "true" : "false",
@@ -127,19 +121,19 @@ SplitPattern tokenizer_json_pattern(const JsonValue& pre) {
     throw InputError(
         str(pre.where(), "a Sequence of ", steps.size(), " steps is not supported (", supported, ")"));
   }
-  const JsonValue& split = steps[0];
-  const JsonValue& pattern = split.at("pattern");
-  const JsonValue* regex = pattern.find("Regex");
+  const json::Value& split = steps[0];
+  const json::Value& pattern = split.at("pattern");
+  const json::Value* regex = pattern.find("Regex");
   if (regex == nullptr) throw InputError(str(pattern.where(), "expected a Regex pattern (", supported, ")"));
   const std::optional<SplitPattern> known = recognize_split_pattern(regex->as_string());
   if (!known) {
     throw InputError(str(regex->where(), "the regex '", regex->as_string(),
                          "' is not one of the known split patterns (GPT-2's, Llama-3's)"));
   }
-  if (const JsonValue* b = split.find("behavior"); b != nullptr && b->as_string() != "Isolated") {
+  if (const json::Value* b = split.find("behavior"); b != nullptr && b->as_string() != "Isolated") {
     throw InputError(str(b->where(), "'", b->as_string(), "' is not supported (expected Isolated)"));
   }
-  if (const JsonValue* inv = split.find("invert"); inv != nullptr && inv->as_bool()) {
+  if (const json::Value* inv = split.find("invert"); inv != nullptr && inv->as_bool()) {
     throw InputError(str(inv->where(), "true is not supported (expected false)"));
   }
   check_byte_level(steps[1], false);
@@ -158,7 +152,7 @@ BpeTokenizer load_gpt2_files(const std::string& encoder_json, const std::string&
   d.is_special.assign(d.token_bytes.size(), false);
   if (const auto it = ids.find("<|endoftext|>"); it != ids.end()) d.is_special[it->second] = true;
 
-  const std::string text = read_text_file(vocab_bpe);
+  const std::string text = read_file(vocab_bpe);
   size_t line_start = 0;
   for (int64_t number = 1; line_start < text.size(); ++number) {
     size_t line_end = text.find('\n', line_start);
@@ -180,38 +174,38 @@ BpeTokenizer load_gpt2_files(const std::string& encoder_json, const std::string&
 }
 
 BpeTokenizer load_tokenizer_json(const std::string& path, const std::string& eot) {
-  const JsonValue root = read_json_file(path);
-  const JsonValue& model = root.at("model");
-  if (const JsonValue* type = model.find("type"); type != nullptr && type->as_string() != "BPE") {
+  const json::Value root = read_json_file(path);
+  const json::Value& model = root.at("model");
+  if (const json::Value* type = model.find("type"); type != nullptr && type->as_string() != "BPE") {
     throw InputError(str(type->where(), "'", type->as_string(), "' is not supported (only BPE)"));
   }
-  if (const JsonValue* n = root.find("normalizer"); n != nullptr && !n->is_null()) {
-    const JsonValue* type = n->kind() == JsonValue::Kind::kObject ? n->find("type") : nullptr;
+  if (const json::Value* n = root.find("normalizer"); n != nullptr && !n->is_null()) {
+    const json::Value* type = n->is(json::Value::Kind::object) ? n->find("type") : nullptr;
     throw InputError(str(n->where(), type != nullptr ? type->as_string() : std::string("a normalizer"),
                          " is not supported (expected null)"));
   }
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (const JsonValue* v = model.find(key); v != nullptr && !v->is_null() && !v->as_string().empty()) {
+    if (const json::Value* v = model.find(key); v != nullptr && !v->is_null() && !v->as_string().empty()) {
       throw InputError(str(v->where(), "'", v->as_string(), "' is not supported (expected null)"));
     }
   }
-  if (const JsonValue* v = model.find("byte_fallback"); v != nullptr && v->as_bool()) {
+  if (const json::Value* v = model.find("byte_fallback"); v != nullptr && v->as_bool()) {
     throw InputError(str(v->where(), "true is not supported (a byte-level BPE needs no byte fallback)"));
   }
-  const JsonValue* pre = root.find("pre_tokenizer");
+  const json::Value* pre = root.find("pre_tokenizer");
   if (pre == nullptr)
     throw InputError(str(path, ": no pre_tokenizer (a byte-level BPE tokenizer.json has one)"));
 
   BpeDefinition d;
   d.pattern = tokenizer_json_pattern(*pre);
   d.description = str(split_pattern_name(*d.pattern), " BPE (", path, ")");
-  if (const JsonValue* v = model.find("ignore_merges"); v != nullptr) d.ignore_merges = v->as_bool();
+  if (const json::Value* v = model.find("ignore_merges"); v != nullptr) d.ignore_merges = v->as_bool();
   std::unordered_map<std::string, uint32_t> ids;
   add_byte_level_vocab(model.at("vocab"), d, ids);
   d.is_special.assign(d.token_bytes.size(), false);
 
-  for (const JsonValue& m : model.at("merges").as_array()) {
-    if (m.kind() == JsonValue::Kind::kArray) {
+  for (const json::Value& m : model.at("merges").as_array()) {
+    if (m.is(json::Value::Kind::array)) {
       const auto& pair = m.as_array();
       if (pair.size() != 2)
         throw InputError(str(m.where(), "expected a pair [left, right], got ", pair.size(), " items"));
@@ -227,8 +221,8 @@ BpeTokenizer load_tokenizer_json(const std::string& path, const std::string& eot
     }
   }
 
-  if (const JsonValue* added = root.find("added_tokens"); added != nullptr && !added->is_null()) {
-    for (const JsonValue& t : added->as_array()) {
+  if (const json::Value* added = root.find("added_tokens"); added != nullptr && !added->is_null()) {
+    for (const json::Value& t : added->as_array()) {
       const int64_t id = t.at("id").as_int();
       const std::string& content = t.at("content").as_string();
       if (id < 0 || id >= (int64_t{1} << 31))

@@ -20,8 +20,14 @@
 #include <string>
 
 #include "bpe_tokenizer.h"
+#include "io/json.h"
 
 namespace nsa::data_tools {
+
+// How tokenizer files are read: strings' bytes as they are, the first of repeated keys found (the others
+// kept), nesting up to 256 levels.
+inline constexpr json::ParseOptions kTokenizerJsonOptions{
+    .first_key_wins = true, .check_utf8 = false, .max_depth = 256};
 
 BpeTokenizer load_tokenizer(const std::string& spec, const std::string& eot = "");
 

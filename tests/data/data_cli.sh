@@ -4,44 +4,12 @@
 # or option at fault for bad tokenizer files, inputs and options.
 #
 # usage: data_cli.sh NSA_DATA
-set -u
-if [[ $# -ne 1 ]]; then
-  echo "usage: $0 NSA_DATA" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../cli_lib.sh"  # also sets -u
+cli_args 1 1 "NSA_DATA" "$@"
 nsa_data=$1
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsa_data_cli_XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=0
-fail() {
-  echo "FAIL [$1]: ${*:2}"
-  failures=$((failures + 1))
-}
-
-# expect_error NAME FRAGMENT... -- ARGS...: nsa-data ARGS exits 1 with one stderr line "nsa-data: ..."
-# holding every FRAGMENT.
-expect_error() {
-  local name=$1
-  shift
-  local fragments=()
-  while [[ $1 != -- ]]; do
-    fragments+=("$1")
-    shift
-  done
-  shift
-  "$nsa_data" "$@" >"$work/stdout" 2>"$work/stderr"
-  local status=$?
-  local message
-  message=$(cat "$work/stderr")
-  echo "[$name] status $status: $message"
-  [[ $status -eq 1 ]] || fail "$name" "exit status $status, expected 1"
-  [[ $(wc -l <"$work/stderr") -eq 1 ]] || fail "$name" "$(wc -l <"$work/stderr") lines on stderr, expected 1"
-  [[ $message == "nsa-data: "* ]] || fail "$name" "stderr does not start with 'nsa-data: '"
-  local fragment
-  for fragment in "${fragments[@]}"; do
-    [[ $message == *"$fragment"* ]] || fail "$name" "'$fragment' not in the message"
-  done
-}
+cli_workdir nsa_data_cli
+cli_program=$nsa_data
+cli_error_prefix="nsa-data: "
 
 # ---- fixtures ----
 printf 'Hello world.\nA second line of text, with some words in it.\n' >"$work/a.txt"
@@ -111,8 +79,4 @@ expect_error "decode id outside" "token 300 is not in the vocabulary" -- decode 
 expect_error "fetch unknown" "unknown package 'left-pad'" -- fetch --cache "$work/npm" left-pad
 expect_error "unknown command" "unknown command 'tokenise'" -- tokenise
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "all cases passed"
+cli_finish "all cases passed"

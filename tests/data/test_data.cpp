@@ -16,7 +16,7 @@
 #include "data/dataset.h"
 #include "data/sampler.h"
 #include "data/shard.h"
-#include "json_field.h"
+#include "document_reader.h"
 #include "shard_sink.h"
 #include "synth.h"
 #include "tokenize.h"
@@ -577,6 +577,8 @@ TEST(Json, DecodesEscapesAndSurrogatePairs) {
   EXPECT_EQ(json_string_field(R"({"text":"\ud83d\ude00!"})", "text", "f:1"), "\xf0\x9f\x98\x80!");
   EXPECT_EQ(json_string_field(R"({"text":"\u0000"})", "text", "f:1"), std::string(1, '\0'));
   EXPECT_EQ(json_string_field("{\"text\":\"caf\xc3\xa9\"}", "text", "f:1"), "caf\xc3\xa9");  // raw UTF-8
+  // Bytes that are not UTF-8 pass as they are (tokenized as bytes, like a text file's).
+  EXPECT_EQ(json_string_field("{\"text\":\"a\xff\xc0\"}", "text", "f:1"), "a\xff\xc0");
   // Other fields of every kind are skipped; the first of repeated keys wins; whitespace anywhere.
   EXPECT_EQ(json_string_field(R"( { "id": -12.5e+3, "meta": {"a": [1, {"text": "no"}, null, true, false]},
                                     "tags": [], "text" : "yes", "text": "second" } )",
@@ -594,9 +596,9 @@ TEST(Json, RejectsMalformedLinesWithFileLineAndColumn) {
   EXPECT_EQ(error(R"({"text": "x",})"), "data.jsonl:7: malformed JSON at column 14: expected a string key");
   EXPECT_EQ(error(R"({"text": "x)"), "data.jsonl:7: malformed JSON at column 12: unterminated string");
   EXPECT_EQ(error(R"({"text": "x"} extra)"),
-            "data.jsonl:7: malformed JSON at column 15: unexpected text after the object");
-  EXPECT_EQ(error(R"(["text"])"), "data.jsonl:7: malformed JSON at column 1: expected '{'");
-  EXPECT_EQ(error(""), "data.jsonl:7: malformed JSON at column 1: expected a JSON object, got an empty line");
+            "data.jsonl:7: malformed JSON at column 15: unexpected text after the value");
+  EXPECT_EQ(error(R"(["text"])"), "data.jsonl:7: malformed JSON at column 1: expected an object, found '['");
+  EXPECT_EQ(error(""), "data.jsonl:7: malformed JSON at column 1: expected an object, found the end");
   EXPECT_EQ(error(R"({"text": "\q"})"), "data.jsonl:7: malformed JSON at column 11: invalid escape '\\q'");
   EXPECT_EQ(error(R"({"text": "\u12"})"),
             "data.jsonl:7: malformed JSON at column 11: expected four hex digits after \\u");
@@ -611,16 +613,17 @@ TEST(Json, RejectsMalformedLinesWithFileLineAndColumn) {
   EXPECT_EQ(error("{\"text\": \"a\tb\"}"),
             "data.jsonl:7: malformed JSON at column 12: control character in a string (must be escaped)");
   EXPECT_EQ(error(R"({"n": 01, "text": "x"})"),
-            "data.jsonl:7: malformed JSON at column 8: expected ',' or '}' in an object");
+            "data.jsonl:7: malformed JSON at column 8: leading zero in a number");
   EXPECT_EQ(error(R"({"n": tru, "text": "x"})"),
-            "data.jsonl:7: malformed JSON at column 7: expected a value");
+            "data.jsonl:7: malformed JSON at column 7: expected a value, found 'tru'");
   EXPECT_EQ(error(R"({"n": [1 2], "text": "x"})"),
             "data.jsonl:7: malformed JSON at column 10: expected ',' or ']' in an array");
   EXPECT_EQ(error(R"({"body": "x"})"), "data.jsonl:7: no field 'text' in the object");
   EXPECT_EQ(error(R"({"text": 42})"), "data.jsonl:7: field 'text' is a number, expected a string");
   EXPECT_EQ(error(R"({"text": ["a"]})"), "data.jsonl:7: field 'text' is an array, expected a string");
-  EXPECT_EQ(error(std::string(300, '[')), "data.jsonl:7: malformed JSON at column 1: expected '{'");
-  EXPECT_NE(error("{\"a\":" + std::string(300, '[')).find("nesting deeper than 256 levels"),
+  EXPECT_EQ(error(std::string(300, '[')),
+            "data.jsonl:7: malformed JSON at column 1: expected an object, found '['");
+  EXPECT_NE(error("{\"a\":" + std::string(300, '[')).find("nested deeper than 256 levels"),
             std::string::npos);
 }
 

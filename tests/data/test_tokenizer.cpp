@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/shard.h"
-#include "json_document.h"
+#include "io/json.h"
 #include "npm_fetch.h"
 #include "parallel_encode.h"
 #include "pretokenizer.h"
@@ -289,7 +289,7 @@ TEST(Bpe, DefinitionErrorsNameTheTokenizer) {
 
 std::string json_string(std::string_view s) {
   std::string out;
-  append_json_string(s, out);
+  json::append_quoted(s, out);
   return out;
 }
 
@@ -434,8 +434,8 @@ TEST(TokenizerFiles, UnsupportedFilesAreOneLineErrors) {
 }
 
 TEST(Json, DocumentPathsAndEscapes) {
-  const JsonValue v =
-      parse_json(R"({"a": [1, {"b": "x\u00e9\ud83d\ude00"}], "n": 2.5, "t": true, "z": null})", "f.json");
+  const std::string text = R"({"a": [1, {"b": "x\u00e9\ud83d\ude00"}], "n": 2.5, "t": true, "z": null})";
+  const json::Value v = json::parse(text, "f.json", kTokenizerJsonOptions);
   EXPECT_EQ(v.at("a").as_array()[1].at("b").as_string(), "x\u00e9\U0001F600");
   EXPECT_EQ(v.at("a").as_array()[0].as_int(), 1);
   EXPECT_TRUE(v.at("t").as_bool());
@@ -443,9 +443,13 @@ TEST(Json, DocumentPathsAndEscapes) {
   EXPECT_EQ(input_error([&] { v.at("n").as_int(); }), "f.json: n: expected an integer, got 2.5");
   EXPECT_EQ(input_error([&] { v.at("a").as_array()[1].at("b").as_array(); }),
             "f.json: a[1].b: expected an array, got a string");
-  EXPECT_EQ(input_error([&] { parse_json("{\n  \"a\": tru\n}", "g.json"); }),
-            "g.json: malformed JSON at line 2, column 8: expected a value");
+  EXPECT_EQ(input_error([&] { json::parse("{\n  \"a\": tru\n}", "g.json", kTokenizerJsonOptions); }),
+            "g.json: malformed JSON at line 2, column 8: expected a value, found 'tru'");
   EXPECT_EQ(json_string("a\"b\\c\n\t\x01\xC3\xA9\xFF"), "\"a\\\"b\\\\c\\n\\t\\u0001\xC3\xA9\xEF\xBF\xBD\"");
+  // Repeated keys: all kept, the first found (a strict reader refuses them: tests/tools/test_safetensors.cpp).
+  const json::Value twice = json::parse(R"({"k": 1, "k": 2})", "d.json", kTokenizerJsonOptions);
+  EXPECT_EQ(twice.at("k").as_int(), 1);
+  EXPECT_EQ(twice.as_object().size(), 2u);
 }
 
 TEST(ByteLevel, AlphabetRoundTrips) {

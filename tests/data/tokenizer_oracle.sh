@@ -10,11 +10,8 @@
 # repository); a missing package is a failure, not a skip.
 #
 # usage: tokenizer_oracle.sh NSA_DATA NPM_CACHE SOURCE_DIR
-set -u
-if [[ $# -ne 3 ]]; then
-  echo "usage: $0 NSA_DATA NPM_CACHE SOURCE_DIR" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../cli_lib.sh"  # also sets -u
+cli_args 3 3 "NSA_DATA NPM_CACHE SOURCE_DIR" "$@"
 nsa_data=$1
 npm=$2
 here=$3/tests/data
@@ -29,18 +26,12 @@ for dir in "$gpt2" "$brown" "$tiktoken"; do
 done
 command -v node >/dev/null || { echo "FAIL: node not found (the reference encoders are JavaScript)"; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsa_oracle_XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+cli_workdir nsa_oracle
 run() {  # run NAME COMMAND...: the command must succeed
   local name=$1
   shift
   if ! "$@" >"$work/out.txt" 2>&1; then
-    fail "$name: $(tail -5 "$work/out.txt")"
+    fail "$name" "$(tail -5 "$work/out.txt")"
     return 1
   fi
   cat "$work/out.txt"
@@ -63,7 +54,7 @@ run "gpt2-json" node "$here/tokenizer_oracle.js" gpt2-json "$gpt2" "$work/gpt2.j
   run "tokenize gpt2.json" "$nsa_data" tokenize --quiet --tokenizer "$work/gpt2.json" --val-fraction 0 \
     --out "$work/gpt2json-brown" "$work/brown.jsonl" &&
   { cmp -s "$work/gpt2-brown/train_000.bin" "$work/gpt2json-brown/train_000.bin" ||
-    fail "GPT-2 from tokenizer.json wrote other shards than GPT-2 from encoder.json + vocab.bpe"; }
+    fail "gpt2.json" "GPT-2 from tokenizer.json wrote other shards than from encoder.json + vocab.bpe"; }
 
 # 3. cl100k_base with Llama 3's pattern, uint32 shards
 run "cl100k-json" node "$here/tokenizer_oracle.js" cl100k-json "$tiktoken" "$work/cl100k.json"
@@ -72,7 +63,7 @@ for set in brown cases; do
   [[ $set == cases ]] && input=$cases
   run "tokenize cl100k $set" "$nsa_data" tokenize --quiet --tokenizer "$work/cl100k.json" --val-fraction 0 \
     --out "$work/cl100k-$set" "$input" &&
-    { grep -q "uint32 shards" "$work/out.txt" || fail "cl100k ($set): expected uint32 shards"; } &&
+    { grep -q "uint32 shards" "$work/out.txt" || fail "cl100k $set" "expected uint32 shards"; } &&
     run "oracle cl100k $set" node "$here/tokenizer_oracle.js" compare cl100k "$tiktoken" "$input" 100257 \
       "$work/cl100k-$set"/train_*.bin
 done
@@ -83,9 +74,9 @@ if run "brown" "$nsa_data" brown --quiet --cache "$npm" --out "$work/brown-shard
     const fs=require('fs'); let n=0;
     for (const f of process.argv.slice(1)) n += fs.readFileSync(f).readInt32LE(8);
     console.log(n);" "$work/brown-shards"/train_*.bin "$work/brown-shards"/val_*.bin)
-  [[ $total -eq 1340447 ]] || fail "brown: train + val hold $total tokens, expected 1340447 (as without a split)"
+  [[ $total -eq 1340447 ]] || fail brown "train + val hold $total tokens, expected 1340447 (as without a split)"
   run "inspect" "$nsa_data" inspect --tokenizer "$gpt2" --show 24 "$work/brown-shards"/val_000.bin &&
-    { grep -q 'text:  "<|endoftext|>' "$work/out.txt" || fail "inspect: no decoded sample starting with <|endoftext|>"; }
+    { grep -q 'text:  "<|endoftext|>' "$work/out.txt" || fail inspect "no decoded sample starting with <|endoftext|>"; }
 fi
 
 # Throughput: the whole corpus, 10 times over (61 MB), GPT-2, one and two threads.
@@ -95,8 +86,4 @@ for threads in 1 2; do
     --out "$work/speed" "$work/brown10.jsonl" | grep "^nsa-data tokenize"
 done
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "all oracle comparisons equal"
+cli_finish "all oracle comparisons equal"

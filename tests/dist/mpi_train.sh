@@ -6,19 +6,13 @@
 # usage: mpi_train.sh NSA_TRAIN NSA_DATA MPIEXEC [quick|full]
 #   quick (CI): DP=2, TP=2, DP=2×TP=2, ZeRO-1, MoE and NSA under TP=2, TP=2 checkpoint resumed at TP=1 and 4.
 #   full: also the 8-process layouts DP=8, DP=4×TP=2, DP=2×TP=4 (docs/distributed.md).
-set -u
-if [[ $# -lt 3 ]]; then
-  echo "usage: $0 NSA_TRAIN NSA_DATA MPIEXEC [quick|full]" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../cli_lib.sh"  # also sets -u
+cli_args 3 4 "NSA_TRAIN NSA_DATA MPIEXEC [quick|full]" "$@"
 nsa_train=$1
 nsa_data=$2
 mpiexec=$3
 mode=${4:-quick}
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsa_mpi_XXXXXX")
-[[ -n "${NSA_KEEP_WORK:-}" ]] || trap 'rm -rf "$work"' EXIT
-failures=0
+cli_workdir nsa_mpi
 export NSA_CPU_THREADS=1  # processes share the cores; results do not depend on the thread count
 
 mpi_flags=(--oversubscribe --bind-to none)
@@ -52,9 +46,8 @@ train() {
   local cmd=("$nsa_train" "$work/model.yaml" --set "logging.dir=$work/$name" "$@")
   if [[ $np -gt 1 ]]; then cmd=("$mpiexec" "${mpi_flags[@]}" -np "$np" "${cmd[@]}"); fi
   if ! "${cmd[@]}" >"$work/$name.log" 2>&1; then
-    echo "FAIL [$name]: exit status $? ($np processes); log:"
+    fail "$name" "exit status $? ($np processes); log:"
     tail -5 "$work/$name.log"
-    failures=$((failures + 1))
     return 1
   fi
 }
@@ -117,18 +110,12 @@ fi
 # A layout the model cannot take is one clear line, from every rank, and a non-zero exit.
 if "$mpiexec" "${mpi_flags[@]}" -np 2 "$nsa_train" "$work/model.yaml" --set parallel.tensor_parallel_size=4 \
   --set logging.dir="$work/bad" >"$work/bad.log" 2>&1; then
-  echo "FAIL [bad layout]: TP 4 on 2 processes was accepted"
-  failures=$((failures + 1))
+  fail "bad layout" "TP 4 on 2 processes was accepted"
 elif ! grep -q "parallel.tensor_parallel_size" "$work/bad.log"; then
-  echo "FAIL [bad layout]: the error does not name parallel.tensor_parallel_size:"
+  fail "bad layout" "the error does not name parallel.tensor_parallel_size:"
   cat "$work/bad.log"
-  failures=$((failures + 1))
 else
   echo "ok   [bad layout]: $(grep -m1 'error' "$work/bad.log")"
 fi
 
-if [[ $failures -gt 0 ]]; then
-  echo "$failures distributed case(s) failed"
-  exit 1
-fi
-echo "all distributed cases passed"
+cli_finish "all distributed cases passed"

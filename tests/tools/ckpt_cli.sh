@@ -5,24 +5,14 @@
 # bad input: each case must exit 1 with nothing on stdout and one stderr line "nsa-ckpt: error: ...".
 #
 # usage: ckpt_cli.sh NSA_CKPT NSA_TRAIN NSA_DATA   (CTest passes the built executables)
-set -u
-
-if [[ $# -ne 3 ]]; then
-  echo "usage: $0 NSA_CKPT NSA_TRAIN NSA_DATA" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../cli_lib.sh"  # also sets -u
+cli_args 3 3 "NSA_CKPT NSA_TRAIN NSA_DATA" "$@"
 ckpt=$1
 train=$2
 data=$3
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsa_ckpt_cli_XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-fail() {
-  echo "FAIL [$1]: ${*:2}"
-  failures=$((failures + 1))
-}
+cli_workdir nsa_ckpt_cli
+cli_program=$ckpt
+cli_error_prefix="nsa-ckpt: error: "
 
 # run NAME ARGS...: nsa-ckpt ARGS must succeed; its stdout is left in $work/out.
 run() {
@@ -47,39 +37,8 @@ same_files() {
   cmp -s "$2" "$3" || fail "$1" "$2 and $3 differ"
 }
 
-# expect_error NAME FRAGMENT... -- ARGS...: nsa-ckpt ARGS exits 1 with one stderr line holding every FRAGMENT.
-expect_error() {
-  local name=$1
-  shift
-  local fragments=()
-  while [[ $1 != -- ]]; do
-    fragments+=("$1")
-    shift
-  done
-  shift
-  "$ckpt" "$@" >"$work/stdout" 2>"$work/stderr"
-  local status=$?
-  local message
-  message=$(cat "$work/stderr")
-  echo "[$name] status $status: $message"
-  [[ $status -eq 1 ]] || fail "$name" "exit status $status, expected 1"
-  local lines
-  lines=$(wc -l <"$work/stderr")
-  [[ $lines -eq 1 ]] || fail "$name" "$lines lines on stderr, expected 1"
-  [[ -s $work/stdout ]] && fail "$name" "unexpected stdout: $(head -c 300 "$work/stdout")"
-  [[ $message == "nsa-ckpt: error: "* ]] || fail "$name" "stderr does not start with 'nsa-ckpt: error: '"
-  local fragment
-  for fragment in "${fragments[@]}"; do
-    [[ $message == *"$fragment"* ]] || fail "$name" "'$fragment' not in the message"
-  done
-}
-
 # ---- fixture: 4 steps of a small untied GQA model (vocabulary 509: uneven TP splits) ----
-if ! "$data" synth --out "$work/data" --train-tokens 20000 --val-tokens 5000 --shard-tokens 10000 \
-  --vocab 509 >"$work/synth.log" 2>&1; then
-  echo "FAIL: nsa-data synth: $(cat "$work/synth.log")"
-  exit 1
-fi
+cli_synth "$data" 509
 cat >"$work/model.yaml" <<EOF
 seed: 5
 model: {vocab_size: 509, d_model: 32, n_layers: 2, n_heads: 8, n_kv_heads: 4, ffn_hidden: 48, tie_embeddings: false}
@@ -204,8 +163,4 @@ expect_error bad-token "token 509 outside the vocabulary [0, 509)" -- logits "$c
 expect_error bad-tokens "--tokens: expected comma-separated integers, got 'x'" -- logits "$ck" --tokens 1,x
 expect_error no-export "a directory without model.safetensors" -- inspect "$work/broken"
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all nsa-ckpt CLI checks passed"
+cli_finish "all nsa-ckpt CLI checks passed"

@@ -5,58 +5,16 @@
 # and a short real run whose checkpoint a different model then refuses.
 #
 # usage: cli_errors.sh NSA_TRAIN NSA_DATA   (CTest passes the built executables)
-set -u
-
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 NSA_TRAIN NSA_DATA" >&2
-  exit 2
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/../cli_lib.sh"  # also sets -u
+cli_args 2 2 "NSA_TRAIN NSA_DATA" "$@"
 nsa_train=$1
 nsa_data=$2
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsa_cli_XXXXXX")
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-fail() {
-  echo "FAIL [$1]: ${*:2}"
-  failures=$((failures + 1))
-}
-
-# expect_error NAME FRAGMENT... -- ARGS...: nsa-train ARGS must exit 1 with one stderr line holding every
-# FRAGMENT.
-expect_error() {
-  local name=$1
-  shift
-  local fragments=()
-  while [[ $1 != -- ]]; do
-    fragments+=("$1")
-    shift
-  done
-  shift
-  "$nsa_train" "$@" >"$work/stdout" 2>"$work/stderr"
-  local status=$?
-  local message
-  message=$(cat "$work/stderr")
-  echo "[$name] status $status: $message"
-  [[ $status -eq 1 ]] || fail "$name" "exit status $status, expected 1"
-  local lines
-  lines=$(wc -l <"$work/stderr")
-  [[ $lines -eq 1 ]] || fail "$name" "$lines lines on stderr, expected 1"
-  [[ -s $work/stdout ]] && fail "$name" "unexpected stdout: $(head -c 300 "$work/stdout")"
-  [[ $message == "nsa-train: error: "* ]] || fail "$name" "stderr does not start with 'nsa-train: error: '"
-  local fragment
-  for fragment in "${fragments[@]}"; do
-    [[ $message == *"$fragment"* ]] || fail "$name" "'$fragment' not in the message"
-  done
-}
+cli_workdir nsa_cli
+cli_program=$nsa_train
+cli_error_prefix="nsa-train: error: "
 
 # ---- fixtures: a small synthetic corpus, a valid config, broken files ----
-if ! "$nsa_data" synth --out "$work/data" --train-tokens 20000 --val-tokens 5000 --shard-tokens 10000 \
-  --vocab 512 >"$work/synth.log" 2>&1; then
-  echo "FAIL: nsa-data synth: $(cat "$work/synth.log")"
-  exit 1
-fi
+cli_synth "$nsa_data" 512
 
 good="$work/good.yaml"
 cat >"$good" <<EOF
@@ -146,8 +104,4 @@ cmp -s "$work/printed.yaml" "$work/reprinted.yaml" ||
   fail "--print-config" "loading the printed config prints another:" \
     "$(diff "$work/printed.yaml" "$work/reprinted.yaml" | head -5)"
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)"
-  exit 1
-fi
-echo "all cases passed"
+cli_finish "all cases passed"
