@@ -12,8 +12,12 @@
 //              memory and walk the (token, head) rows 16 at a time: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO,
 //              dK += dSᵀ·Q. Lists longer than one chunk (block 0, which every token selects, and popular
 //              blocks) write f32 partials that a second kernel adds in chunk order: deterministic, no
-//              atomics.
+//              atomics. On Hopper (sm_90a build, head dims (64, 64) or (128, 128)) the same work items run
+//              on wgmma instead (slc_dkdv_wgmma_kernel): one warpgroup per 64 keys, Sᵀ/dPᵀ with both operands
+//              in swizzled shared memory, the gathered Q/dO rows of the stage after next prefetched into L2
+//              (the kernel is bound by reading those rows from HBM).
 #include <algorithm>
+#include <atomic>
 #include <cub/device/device_scan.cuh>
 
 #include "kernels/nsa/nsa_device.cuh"
@@ -519,6 +523,253 @@ __global__ void slc_reduce_kernel(const float* __restrict__ partial, bf16_t* __r
   }
 }
 
+// ---- dK/dV on Hopper (wgmma, sm_90a) -----------------------------------------------------------------
+//
+// The same work items as slc_dkdv_kernel, one warpgroup per program and two programs per SM, laid out like
+// the compressed branch's wgmma dK/dV kernel (nsa_cmp.cu): the pass's 64 keys of K and V and a ring of two
+// stages of 64 gathered (token, head) rows of Q and dO sit in shared memory with the 128-byte swizzle, and
+// wgmma reads them from there: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (64 keys × 64 rows, two commit groups so P's
+// exponentials overlap dPᵀ), then dV += Pᵀ·dO and dK += dSᵀ·Q (64 × D, Pᵀ and dSᵀ from registers). The
+// rows are gathered through the inverse index; the tokens of a stage are fetched three stages ahead (a ring
+// of four in shared memory, stored after the products), so no copy waits on the index load, and the rows two
+// stages ahead are prefetched into L2: the kernel is bound by reading those rows from HBM (38 GB at 64k
+// tokens), and the prefetch took it from 17.9 to 16.0 ms there (H100, 2026-11-23).
+constexpr int kWgKeys = 64;    // keys per pass: one warpgroup, 16 per warp
+constexpr int kWgRows = 64;    // (token, head) rows per stage
+constexpr int kWgStages = 2;   // shared-memory stages of Q/dO rows
+constexpr int kTokenRing = 4;  // stages whose tokens are known: computing, loading, prefetched, fetched
+
+template <int D>
+struct WgKvSmem {
+  static constexpr uint32_t kK = kWgKeys * D * 2;  // the pass's K tile; V follows
+  static constexpr uint32_t kQ = kWgRows * D * 2, kStage = 2 * kQ;
+  static constexpr uint32_t kTiles = 2 * kK + kWgStages * kStage;  // each a multiple of 1024 bytes
+  static constexpr size_t kBytes =
+      1024 + kTiles + kWgStages * kWgRows * 2 * sizeof(float) + kTokenRing * kWgRows * sizeof(int);
+};
+
+[[maybe_unused]] __device__ __forceinline__ unsigned char* align_1024(unsigned char* p) {
+  return p + ((1024u - (smem_u32(p) & 1023u)) & 1023u);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 2)
+    slc_dkdv_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
+                          const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                          const float* __restrict__ lse, const float* __restrict__ delta,
+                          bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
+                          NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, SlcItems plan) {
+#ifdef NSA_WGMMA_DEVICE
+  using S = WgKvSmem<D>;
+  if (blockIdx.x >= plan.item_start[plan.lists]) return;
+  const int2 item = plan.items[blockIdx.x];
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = align_1024(smem_raw);
+  unsigned char* stages = smem + 2 * S::kK;
+  float* st_lse = reinterpret_cast<float*>(smem + S::kTiles);  // [kWgStages][kWgRows]
+  float* st_delta = st_lse + kWgStages * kWgRows;
+  int* st_token = reinterpret_cast<int*>(st_delta + kWgStages * kWgRows);  // [kTokenRing][kWgRows], −1: none
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t bh = sz.batch * sz.heads_kv, x = item.x;
+  const int64_t j = x / bh, bg = x % bh, b = bg / sz.heads_kv, g = bg % sz.heads_kv;
+  const int64_t group = sz.heads_q / sz.heads_kv;
+  const int64_t e_lo = plan.row_start[x] + static_cast<int64_t>(item.y) * plan.chunk_entries;
+  const int64_t e_hi = std::min<int64_t>(e_lo + plan.chunk_entries, plan.row_start[x + 1]);
+  const uint32_t rows = static_cast<uint32_t>((e_hi - e_lo) * group), ugroup = static_cast<uint32_t>(group);
+  const int64_t n_steps = ceil_div(rows, kWgRows);
+  const bool direct = plan.n_chunks[x] == 1;
+  float* part = partial + static_cast<int64_t>(plan.slot_start[x] + item.y) * geo.slc_block * (2 * D);
+  const uint64_t* list = plan.sorted + e_lo;
+  const int64_t key_base = x * sz.seq;  // keys are x·T + t
+  const bf16_t* q_base = q + (b * sz.seq * sz.heads_q + g * group) * D;  // head 0 of the group at token 0
+  const bf16_t* do_base = dout + (b * sz.seq * sz.heads_q + g * group) * D;
+  const int64_t stat_base = (b * sz.heads_q + g * group) * sz.seq;
+
+  // Token of row `tid` of stage `step` (threads < kWgRows), −1 past the chunk's rows.
+  auto fetch_token = [&](int64_t step) -> int {
+    const uint32_t r = static_cast<uint32_t>(step * kWgRows) + static_cast<uint32_t>(tid);
+    return r < rows ? static_cast<int>(list[r / ugroup] - key_base) : -1;
+  };
+  // Q and dO rows of a stage (each thread one 16-byte column chunk of every kRowStep-th row, so its
+  // destination advances by a constant), and their lse and delta.
+  constexpr int kChunks = D / 8, kRowStep = kThreads / kChunks;
+  static_assert(kRowStep % 8 == 0 && kWgRows % kRowStep == 0, "row step must keep the swizzle phase");
+  const int my_chunk = tid % kChunks, my_row = tid / kChunks;
+  auto load_stage = [&](int64_t step) {
+    const int buf = static_cast<int>(step % kWgStages);
+    const int* tok = st_token + (step % kTokenRing) * kWgRows;
+    const uint32_t r0 = static_cast<uint32_t>(step * kWgRows);
+    unsigned char* qt = stages + buf * S::kStage;
+    const uint32_t dst = sw128_offset(my_row, my_chunk, kWgRows);
+#pragma unroll
+    for (int i = 0; i < kWgRows / kRowStep; ++i) {
+      const int row = my_row + i * kRowStep, t = tok[row];
+      const int64_t off =
+          t >= 0 ? (static_cast<int64_t>(t) * sz.heads_q + (r0 + row) % ugroup) * D + my_chunk * 8 : 0;
+      cp_async16(qt + dst + i * kRowStep * 128, q_base + off, t >= 0);
+      cp_async16(qt + S::kQ + dst + i * kRowStep * 128, do_base + off, t >= 0);
+    }
+    if (tid < kWgRows) {
+      const int t = tok[tid];
+      const int64_t at = t >= 0 ? stat_base + ((r0 + tid) % ugroup) * sz.seq + t : 0;
+      cp_async4(st_lse + buf * kWgRows + tid, lse + at, t >= 0);
+      cp_async4(st_delta + buf * kWgRows + tid, delta + at, t >= 0);
+    }
+  };
+
+  // The Q and dO rows (128-byte lines) and the lse / delta of a stage whose tokens are known, into L2.
+  auto prefetch_stage = [&](int64_t step) {
+    constexpr int kLines = D / 64;
+    const int* tok = st_token + (step % kTokenRing) * kWgRows;
+    const uint32_t r0 = static_cast<uint32_t>(step * kWgRows);
+    for (int i = tid; i < kWgRows * kLines; i += kThreads) {
+      const int row = i / kLines, t = tok[row];
+      if (t < 0) continue;
+      const uint32_t head = (r0 + row) % ugroup;
+      const int64_t off = (static_cast<int64_t>(t) * sz.heads_q + head) * D + (i % kLines) * 64;
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(q_base + off));
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(do_base + off));
+      if (i % kLines == 0) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(lse + stat_base + head * sz.seq + t));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(delta + stat_base + head * sz.seq + t));
+      }
+    }
+  };
+
+  const uint32_t ks = smem_u32(smem), vs = ks + S::kK;
+  const int64_t block0 = j * geo.slc_block;
+  for (int64_t pass = 0; pass * kWgKeys < geo.slc_block; ++pass) {
+    const int64_t key0 = block0 + pass * kWgKeys;
+    const int pass_keys = static_cast<int>(std::min<int64_t>(kWgKeys, geo.slc_block - pass * kWgKeys));
+    {
+      const bf16_t* k_rows = k + ((b * sz.seq + key0) * sz.heads_kv + g) * D + my_chunk * 8;
+      const bf16_t* v_rows = v + ((b * sz.seq + key0) * sz.heads_kv + g) * D + my_chunk * 8;
+      const int64_t stride = sz.heads_kv * D;
+      const uint32_t dst = sw128_offset(my_row, my_chunk, kWgKeys);
+#pragma unroll
+      for (int i = 0; i < kWgKeys / kRowStep; ++i) {
+        const int r = my_row + i * kRowStep;
+        const bool ok = r < pass_keys && key0 + r < sz.seq;
+        cp_async16(smem + dst + i * kRowStep * 128, ok ? k_rows + r * stride : q, ok);
+        cp_async16(smem + S::kK + dst + i * kRowStep * 128, ok ? v_rows + r * stride : q, ok);
+      }
+    }
+    if (tid < kWgRows) {
+      st_token[tid] = fetch_token(0);
+      st_token[kWgRows + tid] = fetch_token(1);
+      st_token[2 * kWgRows + tid] = fetch_token(2);
+    }
+    __syncthreads();
+    if (n_steps > 0) load_stage(0);
+    cp_async_commit();  // the K/V tiles ride with the first stage
+
+    // Key of each of this lane's two accumulator rows, and the first token that sees it (keys past the pass
+    // or the sequence: none).
+    const int key_a = static_cast<int>(key0) + warp * 16 + (lane >> 2), key_b = key_a + 8;
+    const int local_a = warp * 16 + (lane >> 2), local_b = local_a + 8;
+    const int from_a = local_a < pass_keys && key_a < sz.seq ? key_a : 0x7fffffff;
+    const int from_b = local_b < pass_keys && key_b < sz.seq ? key_b : 0x7fffffff;
+
+    float dka[D / 2] = {}, dva[D / 2] = {}, s[32] = {}, dp[32] = {};
+    for (int64_t step = 0; step < n_steps; ++step) {
+      if (step + 1 < n_steps) load_stage(step + 1);
+      cp_async_commit();
+      if (step + 2 < n_steps) prefetch_stage(step + 2);
+      const int fetched = tid < kWgRows && step + 3 < n_steps ? fetch_token(step + 3) : -1;
+      cp_async_wait<1>();
+      fence_proxy_async();
+      __syncthreads();
+      const int buf = static_cast<int>(step % kWgStages);
+      const uint32_t qst = smem_u32(stages + buf * S::kStage), dost = qst + S::kQ;
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        wgmma_ss_n64(s, desc_k_major(ks, kWgKeys, kk), desc_k_major(qst, kWgRows, kk), kk > 0);
+      wg_commit();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        wgmma_ss_n64(dp, desc_k_major(vs, kWgKeys, kk), desc_k_major(dost, kWgRows, kk), kk > 0);
+      wg_commit();
+
+      const float* lse_st = st_lse + buf * kWgRows;
+      const float* delta_st = st_delta + buf * kWgRows;
+      const int* token_st = st_token + (step % kTokenRing) * kWgRows;
+      wg_wait<1>();  // Sᵀ; dPᵀ still running
+      wg_hold(s);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        const int col = c * 8 + (lane & 3) * 2;
+        const float2 l2 = *reinterpret_cast<const float2*>(lse_st + col);
+        const int2 t2 = *reinterpret_cast<const int2*>(token_st + col);
+        const float lse_x = l2.x * kLog2e, lse_y = l2.y * kLog2e;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const bool vis = (e & 1 ? t2.y : t2.x) >= (e < 2 ? from_a : from_b);
+          s[4 * c + e] = vis ? exp2f(s[4 * c + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
+        }
+      }
+      wg_wait<0>();
+      wg_hold(dp);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        const float2 d2 = *reinterpret_cast<const float2*>(delta_st + c * 8 + (lane & 3) * 2);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[4 * c + e] = s[4 * c + e] * (dp[4 * c + e] - (e & 1 ? d2.y : d2.x));
+      }
+      uint32_t pa[4][4], dsa[4][4];
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        flat_acc_to_a(pa[kk], s, kk);
+        flat_acc_to_a(dsa[kk], dp, kk);
+      }
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < kWgRows / 16; ++kk)
+        wgmma_rs<D, 1>(dva, pa[kk], desc_mn_major(dost, kWgRows, kk), 1);
+#pragma unroll
+      for (int kk = 0; kk < kWgRows / 16; ++kk)
+        wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kWgRows, kk), 1);
+      wg_commit();
+      if (tid < kWgRows && step + 3 < n_steps) st_token[((step + 3) % kTokenRing) * kWgRows + tid] = fetched;
+      wg_wait<0>();
+      __syncthreads();
+    }
+    cp_async_wait<0>();
+    wg_hold(dka);
+    wg_hold(dva);
+
+    const int col = (lane & 3) * 2;
+    for (int half = 0; half < 2; ++half) {
+      const int local = half ? local_b : local_a;
+      const int64_t key = key0 + local;
+      if (local >= pass_keys || key >= sz.seq) continue;
+      if (direct) {
+        bf16_t* krow = dk + ((b * sz.seq + key) * sz.heads_kv + g) * D;
+        bf16_t* vrow = dv + ((b * sz.seq + key) * sz.heads_kv + g) * D;
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+          *reinterpret_cast<__nv_bfloat162*>(krow + nt * 8 + col) =
+              __floats2bfloat162_rn(dka[4 * nt + 2 * half] * scale, dka[4 * nt + 2 * half + 1] * scale);
+          *reinterpret_cast<__nv_bfloat162*>(vrow + nt * 8 + col) =
+              __floats2bfloat162_rn(dva[4 * nt + 2 * half], dva[4 * nt + 2 * half + 1]);
+        }
+      } else {
+        float* row = part + (key - block0) * (2 * D);
+#pragma unroll
+        for (int nt = 0; nt < D / 8; ++nt) {
+          *reinterpret_cast<float2*>(row + nt * 8 + col) =
+              make_float2(dka[4 * nt + 2 * half] * scale, dka[4 * nt + 2 * half + 1] * scale);
+          *reinterpret_cast<float2*>(row + D + nt * 8 + col) =
+              make_float2(dva[4 * nt + 2 * half], dva[4 * nt + 2 * half + 1]);
+        }
+      }
+    }
+    __syncthreads();  // the next pass reloads the key tiles and the token ring
+  }
+#endif
+}
+
 bool tensor_core_path(ScalarType dtype, const NsaSizes& sz, const NsaGeometry& geo,
                       std::initializer_list<const void*> ptrs) {
   return dtype == ScalarType::bf16 && tensor_core_dims(sz.dim_k, sz.dim_v) &&
@@ -529,6 +780,27 @@ bool tensor_core_path(const NsaBackwardParams& p) {
 }
 
 int64_t max_sub_tiles(int64_t n_idx, const NsaGeometry& geo) { return n_idx * ceil_div(geo.slc_block, kSub); }
+
+// The wgmma dK/dV kernel: head dims (64, 64) or (128, 128) on a compute-capability 9.0 device, and only when
+// this build holds its sm_90a code (in other device passes it is empty, with a handful of registers).
+bool slc_wgmma_path(const NsaBackwardParams& p) {
+  if (p.sz.dim_k != p.sz.dim_v || p.sz.dim_k == 192) return false;
+  static std::atomic<int> ready[64];  // per device: 0 unknown, 1 yes, 2 no
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  int state = ready[dev].load(std::memory_order_relaxed);
+  if (state == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+                    cudaFuncGetAttributes(&attr, slc_dkdv_wgmma_kernel<64>) == cudaSuccess && major == 9 &&
+                    minor == 0 && attr.numRegs >= 64;
+    state = ok ? 1 : 2;
+    ready[dev].store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
 
 template <class Kernel>
 Status allow_smem(Kernel kernel, size_t bytes) {
@@ -663,10 +935,22 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     });
     if (!ok) st = invalid("NSA block indices must be i32 or i64");
     if (!st.ok()) return;
-    auto kernel = slc_dkdv_kernel<DK, DV>;
-    if (st = allow_smem(kernel, KvSmem<DK, DV>::kBytes); !st.ok()) return;
-    kernel<<<static_cast<unsigned>(ws.max_items), kThreads, KvSmem<DK, DV>::kBytes, stream>>>(
-        dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
+    bool launched = false;
+    if constexpr (DK == DV) {
+      if (slc_wgmma_path(p)) {
+        auto kernel = slc_dkdv_wgmma_kernel<DK>;
+        if (st = allow_smem(kernel, WgKvSmem<DK>::kBytes); !st.ok()) return;
+        kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK>::kBytes, stream>>>(
+            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
+        launched = true;
+      }
+    }
+    if (!launched) {
+      auto kernel = slc_dkdv_kernel<DK, DV>;
+      if (st = allow_smem(kernel, KvSmem<DK, DV>::kBytes); !st.ok()) return;
+      kernel<<<static_cast<unsigned>(ws.max_items), kThreads, KvSmem<DK, DV>::kBytes, stream>>>(
+          dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
+    }
     if (st = last_launch(); !st.ok()) return;
     slc_reduce_kernel<DK, DV>
         <<<static_cast<unsigned>(lists), 256, 0, stream>>>(ws.partial, dk, dv, p.sz, p.geo, plan);
