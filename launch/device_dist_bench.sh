@@ -6,6 +6,8 @@
 #   bash launch/device_dist_bench.sh [CONFIG=configs/dense-125m.yaml] [STEPS=60] [LAYOUTS]
 #   LAYOUTS: space-separated GPUS:TP[:zero1], default for 2 GPUs "1:1 2:1 2:1:zero1 2:2"; e.g. on 8 GPUs
 #   "1:1 2:1 4:1 8:1 8:2 8:4 4:2".
+# Every layout keeps the config's global batch (so the loss curves are comparable); it must be a multiple
+# of micro_batch_size × DP: NSA_EXTRA="--set training.micro_batch_size=4" adds overrides to every run.
 # Writes $OUT/<config>_<layout>/metrics.jsonl and .log. NSA_DIST_TESTS=1 also runs the GPU unit tests of
 # the TP pieces.
 set -uo pipefail
@@ -37,6 +39,8 @@ data=data/gpu
 name=$(basename "$config" .yaml)
 common=(--set "data.train=$data/train_*.bin" --set "data.val=$data/val_*.bin" --set training.max_steps="$steps"
         --set logging.interval=5 --set logging.progress=off --set checkpoint.interval=0 --set training.eval_interval=0)
+# shellcheck disable=SC2206
+common+=(${NSA_EXTRA:-})
 runs=()
 for layout in $layouts; do
   IFS=: read -r gpus tp zero <<<"$layout"
