@@ -28,7 +28,9 @@ constexpr const char* kUsage =
     "  CONFIG          a YAML config (configs/tiny.yaml is the default small run; docs/config.md lists keys)\n"
     "  --set K=V       override one key after the file is read (repeatable), e.g. --set training.max_steps=50\n"
     "  --resume        continue from the newest checkpoint in checkpoint.dir (same as checkpoint.resume=auto)\n"
-    "  --print-config  print the resolved config (every key) and exit\n";
+    "  --print-config  print the resolved config (every key) and exit\n"
+    "Distributed: start N copies with mpirun or srun (bash launch/mpi_train.sh N CONFIG ...); TP size is\n"
+    "parallel.tensor_parallel_size, DP = N / TP (docs/distributed.md).\n";
 
 struct Args {
   std::string config;
