@@ -1,9 +1,12 @@
-// Shared test helpers: GPU detection, random inputs, error measures, and the f64 finite-difference
-// gradient check.
+// Shared test helpers: GPU detection, random inputs, error measures, the f64 finite-difference gradient
+// check, and a temporary directory.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -33,5 +36,38 @@ bool equal_values(const Tensor& a, const Tensor& b);
 // ‖numeric‖) over the inputs that require grad, and writes a one-line report per input into `report`.
 double gradcheck(const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn,
                  std::vector<Tensor> inputs, std::string* report, double eps = 1e-6);
+
+// A fresh directory under the system temp dir (mkdtemp), removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "nsa_io_test_XXXXXX").string();
+    const char* made = ::mkdtemp(pattern.data());
+    EXPECT_NE(made, nullptr) << "mkdtemp failed";
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
+
+  // The names of the entries of the directory, sorted.
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& entry : std::filesystem::directory_iterator(path_)) {
+      out.push_back(entry.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace nsa::test

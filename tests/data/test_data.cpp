@@ -19,6 +19,7 @@
 #include "document_reader.h"
 #include "shard_sink.h"
 #include "synth.h"
+#include "test_util.h"
 #include "tokenize.h"
 
 namespace nsa {
@@ -27,25 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using data_tools::json_string_field;
 
-// A fresh directory under the system temp dir, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / str("nsa_test_data_", ::getpid(), "_", counter++);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string path() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

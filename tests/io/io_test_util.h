@@ -1,5 +1,5 @@
-// Helpers of the io tests: a temporary directory removed at the end of the test, file listings, and a check
-// that a call throws an InputError whose message holds given fragments.
+// Helpers of the io tests: a check that a call throws an InputError whose message holds given fragments
+// (TempDir is in test_util.h).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,40 +14,9 @@
 
 #include "core/error.h"
 #include "io/hdf5_handle.h"
+#include "test_util.h"
 
 namespace nsa::test {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "nsa_io_test_XXXXXX").string();
-    const char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr) << "mkdtemp failed";
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
-
-  // The names of the entries of the directory, sorted.
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& entry : std::filesystem::directory_iterator(path_)) {
-      out.push_back(entry.path().filename().string());
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  std::string path_;
-};
 
 // Runs `fn`, which must throw nsa::InputError (not another exception) with every fragment in its message,
 // on a single line.
