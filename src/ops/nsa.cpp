@@ -88,24 +88,79 @@ int64_t nsa_num_slc_blocks(int64_t seq, const NsaConfig& cfg) {
   return (seq + cfg.slc_block - 1) / cfg.slc_block;
 }
 
-Tensor nsa_compress(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
-                    const NsaConfig& cfg) {
-  const char* op = "nsa_compress";
+namespace {
+
+// φ's inputs checked against each other; returns Nc.
+int64_t check_compress(const char* op, const Tensor& x, const Tensor& pos_emb, const Tensor& w1,
+                       const Tensor& w2, const NsaConfig& cfg) {
   detail::check_floating(op, x, "x");
   check_floating_same(op, x, {{&pos_emb, "pos_emb"}, {&w1, "w1"}, {&w2, "w2"}});
   NSA_CHECK(x.dim() == 4, "[", op, "] expected x [B, T, Hkv, D], got ", x.desc());
-  const int64_t batch = x.size(0), seq = x.size(1), heads = x.size(2), dim = x.size(3);
-  const int64_t block = cfg.cmp_block, n_cmp = nsa_num_cmp_blocks(seq, cfg);
+  const int64_t dim = x.size(3), block = cfg.cmp_block, n_cmp = nsa_num_cmp_blocks(x.size(1), cfg);
   NSA_CHECK(pos_emb.dim() == 2 && pos_emb.size(0) == block && pos_emb.size(1) == dim, "[", op,
             "] expected pos_emb of shape [", block, ", ", dim, "] (cmp_block, D), got ", pos_emb.desc());
   NSA_CHECK(w1.dim() == 2 && w1.size(1) == block * dim, "[", op, "] expected w1 of shape [hidden, ",
             block * dim, "] (cmp_block·D), got ", w1.desc());
   NSA_CHECK(w2.dim() == 2 && w2.size(1) == w1.size(0), "[", op, "] expected w2 of shape [Dout, ", w1.size(0),
             "] (hidden of w1 ", w1.desc(), "), got ", w2.desc());
-  // Too short for one complete block: nothing to compress (and no gradient reaches the weights).
-  if (n_cmp == 0 || batch == 0 || heads == 0)
-    return zeros({batch, n_cmp, heads, w2.size(0)}, x.dtype(), x.device());
+  return n_cmp;
+}
 
+// Too short for one complete block (or no rows): nothing to compress, and no gradient reaches the weights.
+bool compress_is_empty(const Tensor& x, int64_t n_cmp) {
+  return n_cmp == 0 || x.size(0) == 0 || x.size(2) == 0;
+}
+
+// φ from d-token segments (l = S·d). Block i is segments i … i+S−1, so with w1 split by columns into
+// S pieces W1_s [hidden, d·D] (the block offsets s·d … s·d+d−1):
+//   w1 · flatten(block_i + pos) = Σ_s W1_s · flatten(segment_{i+s}) + w1 · flatten(pos).
+// One GEMM of every segment against the S pieces stacked, Y [B, Nseg, H, S, hidden], then the shifted sum
+// over s. x is copied once (to segments side by side per head, the GEMM's rows) instead of gathered into
+// l/d overlapping copies; everything after the first GEMM has the size of its output (S·hidden per segment
+// and head instead of d·D). Each op keeps x's dtype, as the gather formulation's ops do.
+Tensor compress_segments(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
+                         int64_t n_cmp, const NsaConfig& cfg) {
+  const int64_t batch = x.size(0), heads = x.size(2), dim = x.size(3), hidden = w1.size(0);
+  const int64_t seg = cfg.cmp_stride, parts = cfg.cmp_block / seg, n_seg = n_cmp + parts - 1;
+  // The complete segments: floor(T/d) of them, so only a ragged T has a tail to drop (then, with B > 1,
+  // reshape copies once more).
+  const Tensor head = n_seg * seg == x.size(1) ? x : narrow(x, 1, 0, n_seg * seg);
+  const Tensor segments =
+      reshape(contiguous(permute(reshape(head, {batch, n_seg, seg, heads, dim}), {0, 1, 3, 2, 4})),
+              {batch, n_seg, heads, seg * dim});
+  // Row s·hidden + o of the stack is row o of W1_s (a copy of the small weight).
+  const Tensor w1_parts =
+      reshape(permute(reshape(w1, {hidden, parts, seg * dim}), {1, 0, 2}), {parts * hidden, seg * dim});
+  const Tensor y = reshape(linear(segments, w1_parts), {batch, n_seg, heads, parts, hidden});
+  // The position embedding is the same in every block: one vector, broadcast over blocks and heads.
+  Tensor pre = linear(reshape(pos_emb, {1, cfg.cmp_block * dim}), w1);  // [1, hidden]
+  if (parts == 1) return linear(silu(add(pre, reshape(y, {batch, n_cmp, heads, hidden}))), w2);  // l = d
+  // The S + 1 terms are summed in f32 (at least) and rounded once, as the gather formulation's GEMM rounds
+  // its f32 sum once: bf16 partial sums measurably moved the compressed keys (and near-tie selections). The
+  // terms are hidden-sized, so the casts cost little.
+  const DType acc = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  pre = to(pre, acc);
+  for (int64_t s = 0; s < parts; ++s) pre = add(pre, to(narrow(select(y, 3, s), 1, s, n_cmp), acc));
+  return linear(silu(to(pre, x.dtype())), w2);
+}
+
+}  // namespace
+
+Tensor nsa_compress(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
+                    const NsaConfig& cfg) {
+  const int64_t n_cmp = check_compress("nsa_compress", x, pos_emb, w1, w2, cfg);
+  if (compress_is_empty(x, n_cmp))
+    return zeros({x.size(0), n_cmp, x.size(2), w2.size(0)}, x.dtype(), x.device());
+  // The config check (blocks_of) makes l a multiple of d, which the segment formulation needs.
+  return compress_segments(x, pos_emb, w1, w2, n_cmp, cfg);
+}
+
+Tensor detail::nsa_compress_gather(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
+                                   const NsaConfig& cfg) {
+  const int64_t n_cmp = check_compress("nsa_compress_gather", x, pos_emb, w1, w2, cfg);
+  if (compress_is_empty(x, n_cmp))
+    return zeros({x.size(0), n_cmp, x.size(2), w2.size(0)}, x.dtype(), x.device());
+  const int64_t batch = x.size(0), heads = x.size(2), dim = x.size(3), block = cfg.cmp_block;
   // Token i·d + j of block i, offset j: gathering them gives the (overlapping) blocks side by side.
   std::vector<int64_t> tokens(static_cast<size_t>(n_cmp * block));
   for (int64_t i = 0; i < n_cmp; ++i)

@@ -29,9 +29,20 @@ int64_t nsa_num_slc_blocks(int64_t seq, const NsaConfig& cfg);
 //   φ(block) = w2 · silu(w1 · flatten(block + pos_emb))
 // x [B, T, Hkv, D]; pos_emb [l, D]; w1 [hidden, l·D]; w2 [Dout, hidden] (PyTorch layout, no biases); the
 // weights are shared by the KV heads. Returns [B, Nc, Hkv, Dout], Nc = nsa_num_cmp_blocks(T). Differentiable
-// in all four inputs (composed of index_select, add, reshape, linear, silu).
+// in all four inputs (composed of views, contiguous, linear, add, silu). Computed without gathering the
+// overlapping blocks: with l = S·d and w1 split by columns into S pieces W1_s (block offsets s·d … s·d+d−1),
+//   w1 · flatten(block_i + pos_emb) = Σ_s W1_s · flatten(x[(i+s)·d : (i+s+1)·d]) + w1 · flatten(pos_emb),
+// so one copy of x (its d-token segments side by side) feeds one GEMM against all S pieces, and the blocks
+// are summed from its S·hidden-wide output (docs/nsa.md).
 Tensor nsa_compress(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
                     const NsaConfig& cfg);
+
+namespace detail {
+// The same φ by gathering every block into [B, Nc, l, Hkv, D] (l/d times the size of x), the definition
+// written out: for tests of nsa_compress.
+Tensor nsa_compress_gather(const Tensor& x, const Tensor& pos_emb, const Tensor& w1, const Tensor& w2,
+                           const NsaConfig& cfg);
+}  // namespace detail
 
 struct NsaCmpResult {
   Tensor out;  // [B, T, Hq, Dv], differentiable in q, kc, vc

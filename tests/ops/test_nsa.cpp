@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <tuple>
 
 #include "test_util.h"
 
@@ -228,6 +229,123 @@ TEST(NsaCompress, GradCheck) {
         },
         in, &report);
     std::printf("[gradcheck] nsa_compress T=%lld%s\n", static_cast<long long>(seq), report.c_str());
+    EXPECT_LT(err, 1e-6) << report;
+  }
+}
+
+// nsa_compress sums shifted GEMMs of d-token segments; detail::nsa_compress_gather gathers the blocks (the
+// definition). Both, forward and backward, on geometries l = d, 2d, 3d, 4d and lengths that are exact
+// multiples of d, ragged, exactly l, and short of l.
+struct CmpGeometry {
+  int64_t block, stride, batch, heads;
+  std::vector<int64_t> seqs;
+};
+
+std::vector<CmpGeometry> cmp_geometries() {
+  return {{8, 4, 2, 3, {8, 11, 32, 37}}, {16, 4, 2, 3, {15, 16, 19, 40, 42}},
+          {4, 4, 2, 3, {3, 4, 9, 24}},   {6, 2, 2, 3, {6, 7, 21}},
+          {8, 4, 1, 3, {8, 30}},         {8, 4, 2, 1, {29, 32}}};
+}
+
+// out, then the gradients of x, pos_emb, w1, w2 for the upstream gradient `dout`.
+using CompressFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const NsaConfig&);
+std::vector<Tensor> compress_with_grads(CompressFn fn, const std::vector<Tensor>& in, const Tensor& dout,
+                                        const NsaConfig& cfg) {
+  std::vector<Tensor> leaves;
+  for (const Tensor& t : in) leaves.push_back(leaf(t));
+  const Tensor out = fn(leaves[0], leaves[1], leaves[2], leaves[3], cfg);
+  std::vector<Tensor> res = {out};
+  if (out.numel() == 0) return res;
+  backward(out, dout);
+  for (const Tensor& t : leaves) res.push_back(t.grad());
+  return res;
+}
+
+TEST(NsaCompress, SegmentsMatchGather) {
+  Generator gen(13);
+  for (const CmpGeometry& g : cmp_geometries()) {
+    NsaConfig cfg = small_config();
+    cfg.cmp_block = g.block;
+    cfg.cmp_stride = g.stride;
+    for (int64_t seq : g.seqs) {
+      const int64_t hidden = 6, n_cmp = nsa_num_cmp_blocks(seq, cfg);
+      const std::vector<Tensor> in = {
+          random({g.batch, seq, g.heads, kDimK}, gen), random({g.block, kDimK}, gen),
+          random({hidden, g.block * kDimK}, gen, 0.3), random({kDimV, hidden}, gen, 0.3)};
+      const Tensor dout = random({g.batch, n_cmp, g.heads, kDimV}, gen);
+      for (DType dtype : {DType::f64, DType::f32}) {
+        std::vector<Tensor> cast;
+        for (const Tensor& t : in) cast.push_back(to(t, dtype));
+        const std::vector<Tensor> a = compress_with_grads(&nsa_compress, cast, to(dout, dtype), cfg);
+        const std::vector<Tensor> b =
+            compress_with_grads(&detail::nsa_compress_gather, cast, to(dout, dtype), cfg);
+        ASSERT_EQ(a.size(), b.size());
+        EXPECT_EQ(a[0].shape(), Dims({g.batch, n_cmp, g.heads, kDimV})) << a[0].desc();
+        EXPECT_EQ(a[0].dtype(), dtype);
+        const double tol = dtype == DType::f64 ? 1e-12 : 1e-5;
+        const char* names[] = {"out", "dx", "dpos", "dw1", "dw2"};
+        std::string line;
+        for (size_t i = 0; i < a.size(); ++i) {
+          ASSERT_TRUE(a[i].defined() && b[i].defined()) << names[i];
+          ASSERT_EQ(a[i].shape(), b[i].shape()) << names[i];
+          const double err = rel_error(a[i], b[i]);
+          char buf[32];
+          std::snprintf(buf, sizeof buf, " %s=%.2e", names[i], err);
+          line += buf;
+          EXPECT_LT(err, tol) << "l=" << g.block << " d=" << g.stride << " T=" << seq << " " << names[i];
+        }
+        std::printf("[nsa_compress vs gather] %s l=%-2lld d=%lld B=%lld H=%lld T=%-3lld%s\n",
+                    dtype_name(dtype), static_cast<long long>(g.block), static_cast<long long>(g.stride),
+                    static_cast<long long>(g.batch), static_cast<long long>(g.heads),
+                    static_cast<long long>(seq), line.c_str());
+      }
+    }
+  }
+}
+
+// In bf16 the segment path rounds differently (the GEMM's S partial sums and the position term are rounded
+// before they are added); its error against f64 must stay on the gather path's scale. Paper geometry
+// (l = 32, d = 16), small heads.
+TEST(NsaCompress, SegmentsBf16ErrorLikeGather) {
+  Generator gen(15);
+  NsaConfig cfg = small_config();
+  cfg.cmp_block = 32;
+  cfg.cmp_stride = 16;
+  const int64_t dim = 16, hidden = 16, seq = 200;
+  const std::vector<Tensor> in = {random({2, seq, 2, dim}, gen), random({32, dim}, gen, 0.3),
+                                  random({hidden, 32 * dim}, gen, 0.05), random({dim, hidden}, gen, 0.25)};
+  const Tensor dout = random({2, nsa_num_cmp_blocks(seq, cfg), 2, dim}, gen);
+  const std::vector<Tensor> ref = compress_with_grads(&nsa_compress, in, dout, cfg);
+  std::vector<Tensor> low;
+  for (const Tensor& t : in) low.push_back(to(t, DType::bf16));
+  const std::vector<Tensor> a = compress_with_grads(&nsa_compress, low, to(dout, DType::bf16), cfg);
+  const std::vector<Tensor> b =
+      compress_with_grads(&detail::nsa_compress_gather, low, to(dout, DType::bf16), cfg);
+  const char* names[] = {"out", "dx", "dpos", "dw1", "dw2"};
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double ea = rel_error(to(a[i], DType::f64), ref[i]), eb = rel_error(to(b[i], DType::f64), ref[i]);
+    std::printf("[nsa_compress bf16 vs f64] %-4s segments=%.2e gather=%.2e\n", names[i], ea, eb);
+    EXPECT_LT(ea, std::max(2 * eb, 1e-2)) << names[i];
+  }
+}
+
+TEST(NsaCompress, SegmentsGradCheck) {
+  Generator gen(14);
+  for (auto [block, stride, seq] :
+       {std::tuple<int64_t, int64_t, int64_t>{16, 4, 27}, {4, 4, 13}, {8, 4, 16}}) {
+    NsaConfig cfg = small_config();
+    cfg.cmp_block = block;
+    cfg.cmp_stride = stride;
+    std::vector<Tensor> in = {leaf(random({2, seq, 3, 3}, gen)), leaf(random({block, 3}, gen)),
+                              leaf(random({5, block * 3}, gen, 0.3)), leaf(random({4, 5}, gen, 0.3))};
+    std::string report;
+    const double err = gradcheck(
+        [&](const std::vector<Tensor>& t) {
+          return std::vector<Tensor>{nsa_compress(t[0], t[1], t[2], t[3], cfg)};
+        },
+        in, &report);
+    std::printf("[gradcheck] nsa_compress l=%lld d=%lld T=%lld%s\n", static_cast<long long>(block),
+                static_cast<long long>(stride), static_cast<long long>(seq), report.c_str());
     EXPECT_LT(err, 1e-6) << report;
   }
 }

@@ -157,7 +157,14 @@ TEST(Varlen, CudaMatchesCpu) {
   Generator g(7);
   const std::vector<int64_t> cu{0, 100, 133, 300};
   for (DType dt : {DType::f32, DType::bf16}) {
-    const NsaBranchInputs cpu = nsa_inputs(1, 300, g, DType::f32);
+    // The CPU reference (f32) reads the values the GPU reads: rounded to dt first, so the comparison measures
+    // the kernels' arithmetic, not the rounding of the inputs.
+    NsaBranchInputs cpu = nsa_inputs(1, 300, g, DType::f32);
+    for (Tensor* t : {&cpu.q, &cpu.k_cmp, &cpu.v_cmp, &cpu.k_slc, &cpu.v_slc, &cpu.k_win, &cpu.v_win,
+                      &cpu.gate_logits, &cpu.cmp_pos_k, &cpu.cmp_pos_v, &cpu.cmp_w1_k, &cpu.cmp_w1_v, &cpu.cmp_w2_k,
+                      &cpu.cmp_w2_v}) {
+      *t = to(to(*t, Device::cpu(), dt), Device::cpu(), DType::f32);
+    }
     NsaBranchInputs gpu = cpu;
     for (Tensor* t : {&gpu.q, &gpu.k_cmp, &gpu.v_cmp, &gpu.k_slc, &gpu.v_slc, &gpu.k_win, &gpu.v_win,
                       &gpu.gate_logits, &gpu.cmp_pos_k, &gpu.cmp_pos_v, &gpu.cmp_w1_k, &gpu.cmp_w1_v, &gpu.cmp_w2_k,
