@@ -2,7 +2,9 @@
 # Runs on the GPU machine (through the device tool): the NSA and attention kernel tests, then the NSA
 # benchmark (tests/bench/bench_nsa.cpp) and our dense attention benchmark next to PyTorch SDPA (flash and
 # cuDNN backends, tests/bench/sdpa_reference.py) at the same shapes, in one run.
-#   bash launch/device_nsa_bench.sh [SEQS=8192,16384,32768,65536]     (NSA_SKIP_TESTS=1: benchmarks only)
+#   bash launch/device_nsa_bench.sh [SEQS=8192,16384,32768,65536]
+# NSA_SKIP_TESTS=1: benchmarks only; NSA_TESTS="test_nsa_cuda ...": those tests only; NSA_SKIP_REFERENCE=1: no
+# PyTorch SDPA and no dense-attention benchmark (NSA only, e.g. while tuning a kernel).
 # Outputs in $OUT: nsa_tests.txt, bench_nsa.txt, bench_attention.txt, sdpa.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,17 +25,19 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 
 rc=0
 [ -n "${NSA_SKIP_TESTS:-}" ] || echo "== NSA and attention tests (CUDA vs CPU)"
-[ -n "${NSA_SKIP_TESTS:-}" ] || for t in test_nsa_cuda test_nsa test_flash_attention test_attention; do
+[ -n "${NSA_SKIP_TESTS:-}" ] || for t in ${NSA_TESTS:-test_nsa_cuda test_nsa test_flash_attention test_attention}; do
   "$BUILD/tests/$t" 2>&1 | tee -a "$OUT/nsa_tests.txt" | grep -E "^\[  (PASSED|FAILED) |FAILED  \]" || true
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 done
 [ -n "${NSA_SKIP_TESTS:-}" ] || grep -E "rel_err|rel err|max_err|determin" "$OUT/nsa_tests.txt" | tail -60 >"$OUT/nsa_errors.txt"
 
-echo "== PyTorch SDPA (same shapes, same run)"
-python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend flash 2>&1 | tee "$OUT/sdpa.txt"
-python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend cudnn 2>&1 | tee -a "$OUT/sdpa.txt"
-echo "== nsa-train dense attention (flash kernel)"
-"$BUILD/tests/bench/nsa_bench_attention" ${seqs//,/ } 2>&1 | tee "$OUT/bench_attention.txt"
+if [ -z "${NSA_SKIP_REFERENCE:-}" ]; then
+  echo "== PyTorch SDPA (same shapes, same run)"
+  python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend flash 2>&1 | tee "$OUT/sdpa.txt"
+  python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend cudnn 2>&1 | tee -a "$OUT/sdpa.txt"
+  echo "== nsa-train dense attention (flash kernel)"
+  "$BUILD/tests/bench/nsa_bench_attention" ${seqs//,/ } 2>&1 | tee "$OUT/bench_attention.txt"
+fi
 echo "== nsa-train NSA"
 "$BUILD/tests/bench/nsa_bench_nsa" ${seqs//,/ } 2>&1 | tee "$OUT/bench_nsa.txt"
 exit "$rc"

@@ -12,10 +12,11 @@
 //            rows, dV += Pᵀ·dO, dK += dSᵀ·Q accumulated in registers. The chunks sit at fixed row positions
 //            and the programs of one chunk run side by side, so L2 serves their shared Q/dO rows. A tile seen
 //            by several chunks writes f32 partials that a second kernel adds in chunk order: deterministic.
-// On Hopper (sm_90a, head dims 64 or 128) dQ and dK/dV run on wgmma, one warpgroup per program and two
-// programs per SM, operands straight from swizzled shared memory (Q, dO, P and dS from registers); elsewhere
-// (and for head dims 192/128) on mma.sync with 4 warps of 16 rows (dQ) or 16 keys (dK/dV). Both give the same
-// bits: the products accumulate their 16-deep k-steps in the same order.
+// On Hopper (sm_90a, head dims 64 or 128) all three run on wgmma with operands straight from swizzled shared
+// memory: the forward with three warpgroups (192 rows) sharing each K/V tile, one program per SM; dQ and
+// dK/dV with one warpgroup per program and two programs per SM (Q, dO, P and dS from registers). Elsewhere
+// (and for head dims 192/128) on mma.sync with 4 warps of 16 rows (dQ) or 16 keys (dK/dV). The backward
+// kernels of both give the same bits: the products accumulate their 16-deep k-steps in the same order.
 #include <algorithm>
 #include <atomic>
 
@@ -878,6 +879,147 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
 #endif
 }
 
+template <int D, int WGS, int STAGES>
+struct WgFwdSmem {
+  static constexpr int kThreads = 128 * WGS, kCtaRows = 64 * WGS;
+  static constexpr uint32_t kK = kKeys * D * 2, kStage = 2 * kK;  // K then V of one tile
+  static constexpr uint32_t kQ = 64 * D * 2;                      // one warpgroup's rows of Q
+  static constexpr uint32_t kTiles = STAGES * kStage + WGS * kQ;  // each a multiple of 1024 bytes
+  static constexpr size_t kBytes = 1024 + kTiles;
+};
+
+// Forward of 64·WGS query rows (warpgroup w: rows 64w .. 64w + 63), all operands of the products in
+// swizzled shared memory except P: per tile of 64 compressed keys S = Q·Kᵀ (A = the warpgroup's Q, B = K,
+// both K-major), the block-causal mask and the online softmax in registers, then O += P·V (P from the
+// accumulators, V read MN-major). The warpgroups share the K/V stages, so a program reads each tile once for
+// 64·WGS rows: the tile traffic from L2 is what bounded the 64-row kernels. Head dims D = DK = DV.
+template <int D, int WGS, int STAGES>
+__global__ void __launch_bounds__(128 * WGS, 1)
+    cmp_forward_wgmma_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
+                             const bf16_t* __restrict__ v, bf16_t* __restrict__ out, float* __restrict__ lse,
+                             NsaSizes sz, NsaGeometry geo, float scale_log2) {
+#ifdef NSA_WGMMA_DEVICE
+  using S = WgFwdSmem<D, WGS, STAGES>;
+  constexpr int kThr = S::kThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* smem = align_1024(smem_raw);
+  unsigned char* qtiles = smem + STAGES * S::kStage;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
+  const GroupRows gr = group_rows(sz, blockIdx.y);
+  const int64_t rows = gr.total();
+  const int64_t row0 = (static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x) * S::kCtaRows;  // latest first
+#pragma unroll
+  for (int w = 0; w < WGS; ++w)
+    load_rows_sw128<D>(
+        qtiles + w * S::kQ, 64, q,
+        [&](int r) { return row0 + 64 * w + r < rows ? q + gr.offset(row0 + 64 * w + r, D) : nullptr; }, tid,
+        kThr);
+  // Q rides with the first K/V group.
+
+  auto visible = [&](int64_t r) {
+    return r < rows ? visible_cmp(gr.token(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
+  };
+  const int64_t key_stride = sz.heads_kv * D;
+  const bf16_t* k_base = k + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+  const bf16_t* v_base = v + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+  // The copy's row step must divide the tile: with three warpgroups the first two copy.
+  constexpr int kCopyThr = kThr == 384 ? 256 : kThr;
+  auto load_kv = [&](int64_t kt) {
+    if (tid >= kCopyThr) return;
+    unsigned char* stage = smem + (kt % STAGES) * S::kStage;
+    copy_rows_sw128<D, kKeys, kCopyThr>(stage, k_base, key_stride, kt * kKeys, sz.keys, q, tid);
+    copy_rows_sw128<D, kKeys, kCopyThr>(stage + S::kK, v_base, key_stride, kt * kKeys, sz.keys, q, tid);
+  };
+  const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < n_kt) load_kv(s);
+    cp_async_commit();
+  }
+
+  const int64_t wrow = row0 + warp * 16;  // this warp's first row (rows ascend in t)
+  const int64_t ra = wrow + (lane >> 2), rb = ra + 8;
+  const int vis_a = static_cast<int>(visible(ra)), vis_b = static_cast<int>(visible(rb));
+  const int vis_warp_min = static_cast<int>(visible(wrow));
+  const int vis_wg_max = static_cast<int>(visible(std::min(row0 + 64 * wg + 63, rows - 1)));
+  const uint32_t qa = smem_u32(qtiles + wg * S::kQ);
+
+  float o[D / 2] = {}, s[32] = {};
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+  for (int64_t kt = 0; kt < n_kt; ++kt) {
+    if (kt + STAGES - 1 < n_kt) load_kv(kt + STAGES - 1);
+    cp_async_commit();
+    cp_async_wait<STAGES - 1>();
+    fence_proxy_async();
+    __syncthreads();
+    const int i0 = static_cast<int>(kt) * kKeys;  // keys fit in 32 bits
+    if (i0 < vis_wg_max) {                        // warpgroup-uniform
+      const uint32_t kst = smem_u32(smem + (kt % STAGES) * S::kStage), vst = kst + S::kK;
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk)
+        wgmma_ss_n64(s, desc_k_major(qa, 64, kk), desc_k_major(kst, kKeys, kk), kk > 0);
+      wg_commit();
+      wg_wait<0>();
+      wg_hold(s);
+      float mx_a = -INFINITY, mx_b = -INFINITY;
+      if (i0 + kKeys <= vis_warp_min) {  // every row of the warp sees the whole tile: no mask
+#pragma unroll
+        for (int i = 0; i < 32; ++i) s[i] *= scale_log2;
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int key = i0 + j * 8 + (lane & 3) * 2;
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            s[4 * j + e] = key + (e & 1) < (e < 2 ? vis_a : vis_b) ? s[4 * j + e] * scale_log2 : -INFINITY;
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        mx_a = fmaxf(mx_a, fmaxf(s[4 * j], s[4 * j + 1]));
+        mx_b = fmaxf(mx_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+      }
+      const float2 corr = online_softmax_step(reinterpret_cast<float(&)[8][4]>(s), mx_a, mx_b, m_a, m_b, l_a, l_b);
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        o[4 * j] *= corr.x;
+        o[4 * j + 1] *= corr.x;
+        o[4 * j + 2] *= corr.y;
+        o[4 * j + 3] *= corr.y;
+      }
+      uint32_t pa[4][4];
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) flat_acc_to_a(pa[kk], s, kk);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) wgmma_rs<D, 1>(o, pa[kk], desc_mn_major(vst, kKeys, kk), 1);
+      wg_commit();
+      wg_wait<0>();
+      wg_hold(o);
+    }
+    __syncthreads();
+  }
+  cp_async_wait<0>();
+
+  l_a = quad_sum(l_a);
+  l_b = quad_sum(l_b);
+  auto finish = [&](int64_t r, float m, float l, int half) {
+    if (r >= rows) return;
+    bf16_t* orow = out + gr.offset(r, D);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j)
+      *reinterpret_cast<__nv_bfloat162*>(orow + j * 8 + (lane & 3) * 2) =
+          __floats2bfloat162_rn(o[4 * j + 2 * half] * inv, o[4 * j + 2 * half + 1] * inv);
+    if ((lane & 3) == 0) lse[gr.stat(r)] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
+  };
+  finish(ra, m_a, l_a, 0);
+  finish(rb, m_b, l_b, 1);
+#endif
+}
+
 // Adds the chunk partials of each key tile that has several, in chunk order. Program (kt, bg, z) takes the
 // elements z·blockDim.x + i (grid-stride over z), so that many programs share a tile of many chunks.
 template <int DK, int DV>
@@ -916,25 +1058,12 @@ bool tensor_core_path(const NsaBackwardParams& p) {
 // The wgmma kernels: head dims (64, 64) or (128, 128) on a compute-capability 9.0 device, and only when this
 // build holds their sm_90a code (in other device passes they are empty, with a handful of registers).
 constexpr int kWgGroups = 1, kWgStages = 2;  // warpgroups per program, shared-memory stages (see launch)
-bool wgmma_path(const NsaBackwardParams& p) {
-  if (p.sz.dim_k != p.sz.dim_v || p.sz.dim_k == 192) return false;
-  static std::atomic<int> ready[64];  // per device: 0 unknown, 1 yes, 2 no
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  int state = ready[dev].load(std::memory_order_relaxed);
-  if (state == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    const bool ok =
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages>) == cudaSuccess &&
-        major == 9 && minor == 0 && attr.numRegs >= 64;
-    state = ok ? 1 : 2;
-    ready[dev].store(state, std::memory_order_relaxed);
-  }
-  return state == 1;
-}
+// Forward: three warpgroups (192 rows) share each K/V tile, two stages. Same-run H100 at 64k (2026-11-23):
+// mma.sync 128 rows 18.5 ms; wgmma 128 rows 13.4 ms (2 stages) / 13.9 ms (3); 192 rows 12.0 / 12.1 ms. 8k:
+// 0.46 → 0.40 ms. Two warpgroups for dQ (sharing K/V) measured no faster (43.2 vs 43.3 ms backward).
+constexpr int kWgFwdGroups = 3, kWgFwdStages = 2;
+bool wgmma_path(const NsaSizes& sz) { return sz.dim_k == sz.dim_v && sz.dim_k != 192 && wgmma_available(); }
+bool wgmma_path(const NsaBackwardParams& p) { return wgmma_path(p.sz); }
 // Keys per dK/dV program (the plan's tile): the wgmma kernel's, else the mma.sync kernel's.
 static_assert(WgDkvSmem<64, kWgGroups, kWgStages>::kTileKeys == kKeys * kWgGroups &&
               WgDkvSmem<128, kWgGroups, kWgStages>::kTileKeys == kKeys * kWgGroups);
@@ -1039,6 +1168,26 @@ Status launch_wgmma_backward(const NsaBackwardParams& p, const CmpBackwardLayout
 }
 
 }  // namespace
+
+// The probe is a kernel that is empty outside sm_90a device passes (a handful of registers there).
+bool wgmma_available() {
+  static std::atomic<int> ready[64];  // per device: 0 unknown, 1 yes, 2 no
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  int state = ready[dev].load(std::memory_order_relaxed);
+  if (state == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok =
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+        cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages>) == cudaSuccess &&
+        major == 9 && minor == 0 && attr.numRegs >= 64;
+    state = ok ? 1 : 2;
+    ready[dev].store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
 }  // namespace nsa::kernels::nsa_impl
 
 namespace nsa::kernels {
@@ -1047,6 +1196,26 @@ using namespace nsa_impl;
 Status launch_nsa_cmp_forward(const NsaCmpForwardParams& p, cudaStream_t stream) {
   if (!tensor_core_path(p.dtype, p.sz, {p.q, p.k, p.v, p.out})) return simt_cmp_forward(p, stream);
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
+  if (wgmma_path(p.sz)) {
+    Status st{};
+    auto run = [&]<int D>() {
+      using S = WgFwdSmem<D, kWgFwdGroups, kWgFwdStages>;
+      auto kernel = cmp_forward_wgmma_kernel<D, kWgFwdGroups, kWgFwdStages>;
+      if (st = allow_smem(kernel, S::kBytes); !st.ok()) return;
+      const dim3 grid(static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), S::kCtaRows)),
+                      static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
+      kernel<<<grid, S::kThreads, S::kBytes, stream>>>(
+          static_cast<const bf16_t*>(p.q), static_cast<const bf16_t*>(p.k), static_cast<const bf16_t*>(p.v),
+          static_cast<bf16_t*>(p.out), static_cast<float*>(p.lse), p.sz, p.geo, scale_log2);
+      st = last_launch();
+    };
+    if (p.sz.dim_k == 64) {
+      run.template operator()<64>();
+    } else {
+      run.template operator()<128>();
+    }
+    return st;
+  }
   const dim3 grid(static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), kFwdRows)),
                   static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
   Status st{};

@@ -9,6 +9,10 @@
 
 namespace nsa::kernels::nsa_impl {
 
+// Whether the Hopper wgmma kernels can run: this build holds sm_90a code and the current device has compute
+// capability 9.0 (cached per device).
+bool wgmma_available();
+
 // CUDA-core path (any float dtype, head dims <= 256, any group size), accumulating in double.
 inline constexpr int64_t kSimtMaxDim = 256;
 Status simt_cmp_forward(const NsaCmpForwardParams& p, cudaStream_t stream);

@@ -17,7 +17,6 @@
 //              in swizzled shared memory, the gathered Q/dO rows of the stage after next prefetched into L2
 //              (the kernel is bound by reading those rows from HBM).
 #include <algorithm>
-#include <atomic>
 #include <cub/device/device_scan.cuh>
 
 #include "kernels/nsa/nsa_device.cuh"
@@ -781,25 +780,9 @@ bool tensor_core_path(const NsaBackwardParams& p) {
 
 int64_t max_sub_tiles(int64_t n_idx, const NsaGeometry& geo) { return n_idx * ceil_div(geo.slc_block, kSub); }
 
-// The wgmma dK/dV kernel: head dims (64, 64) or (128, 128) on a compute-capability 9.0 device, and only when
-// this build holds its sm_90a code (in other device passes it is empty, with a handful of registers).
+// The wgmma dK/dV kernel: head dims (64, 64) or (128, 128) where wgmma runs (nsa_internal.h).
 bool slc_wgmma_path(const NsaBackwardParams& p) {
-  if (p.sz.dim_k != p.sz.dim_v || p.sz.dim_k == 192) return false;
-  static std::atomic<int> ready[64];  // per device: 0 unknown, 1 yes, 2 no
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  int state = ready[dev].load(std::memory_order_relaxed);
-  if (state == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                    cudaFuncGetAttributes(&attr, slc_dkdv_wgmma_kernel<64>) == cudaSuccess && major == 9 &&
-                    minor == 0 && attr.numRegs >= 64;
-    state = ok ? 1 : 2;
-    ready[dev].store(state, std::memory_order_relaxed);
-  }
-  return state == 1;
+  return p.sz.dim_k == p.sz.dim_v && p.sz.dim_k != 192 && wgmma_available();
 }
 
 template <class Kernel>
