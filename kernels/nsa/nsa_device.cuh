@@ -211,6 +211,9 @@ void dispatch_dims(int64_t dk, int64_t dv, F&& f) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define NSA_WGMMA_DEVICE 1
 #endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define NSA_BULK_DEVICE 1  // bulk copies, mbarrier transaction counts, proxy fences (below)
+#endif
 
 // Byte offset of 16-byte chunk `chunk` (counted over the whole row) of row `row` in a swizzled tile.
 __host__ __device__ __forceinline__ uint32_t sw128_offset(int row, int chunk, int rows) {
@@ -272,13 +275,58 @@ __device__ __forceinline__ void wg_hold(float (&r)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
 // Ordinary shared-memory writes (cp.async included) that wgmma reads next: each writer fences, then a
-// barrier.
+// barrier. Also orders a thread's shared-memory reads before a bulk copy overwrites them.
 __device__ __forceinline__ void fence_proxy_async() {
-#ifdef NSA_WGMMA_DEVICE
+#ifdef NSA_BULK_DEVICE
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 #endif
 }
 
+// ---- Hopper bulk copies (cp.async.bulk, sm_90) with mbarrier completion -----------------------------
+//
+// A bulk copy moves one contiguous global range (a multiple of 16 bytes) into shared memory as a single
+// instruction and reports its bytes to an mbarrier; the waiting side polls the barrier's phase. One
+// instruction per 256-byte row replaces the 16 per-thread cp.async of the same row. Compiled only for
+// sm_90 and later (NSA_BULK_DEVICE); kernels keep a cp.async path for the rest.
+__device__ __forceinline__ void mbar_init(uint64_t* bar, unsigned count) {
+#ifdef NSA_BULK_DEVICE
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+#endif
+}
+// Makes initialised barriers visible to the async proxy (before the block barrier that publishes them).
+__device__ __forceinline__ void mbar_init_fence() {
+#ifdef NSA_BULK_DEVICE
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
+}
+// One arrival that also announces `bytes` of copies to come in this phase.
+__device__ __forceinline__ void mbar_arrive_expect(uint64_t* bar, uint32_t bytes) {
+#ifdef NSA_BULK_DEVICE
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes)
+               : "memory");
+#endif
+}
+// Waits until the phase with this parity has completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+#ifdef NSA_BULK_DEVICE
+  asm volatile(
+      "{\n.reg .pred done;\nwait_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra wait_%=;\n}\n" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+#endif
+}
+// Global → shared, `bytes` (a multiple of 16, both addresses 16-byte aligned), completing on `bar`.
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#ifdef NSA_BULK_DEVICE
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+          smem_u32(dst)),
+      "l"(src), "r"(bytes), "r"(smem_u32(bar))
+      : "memory");
+#endif
+}
 #define NSA_WG_ACC8(d, i)                                                                     \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
       "+f"(d[i + 6]), "+f"(d[i + 7])

@@ -3,10 +3,12 @@
 //
 // forward, dQ  one program per (b, t, KV head): the G query heads of the group form the M side of the
 //              products (padded to 16 rows, kept in registers), and the selected blocks are cut into
-//              16-key sub-tiles that the 4 warps share round-robin. Each warp streams its sub-tiles through
-//              its own double buffer (cp.async) and keeps its own online softmax; the 4 partial states are
-//              combined in shared memory at the end in a fixed order. Every program does the same amount of
-//              work (n blocks of l' keys), so the grid needs no balancing.
+//              16-key sub-tiles. The program streams them four at a time (one per warp) through a ring of
+//              64-key stages: each row of K and V is one bulk copy (cp.async.bulk, sm_90; cp.async before)
+//              whose bytes complete the stage's mbarrier. Each warp keeps its own online softmax; the 4
+//              partial states are combined in shared memory at the end in a fixed order. Every program does
+//              the same amount of work (n blocks of l' keys), so the grid needs no balancing. The forward
+//              runs three programs per SM (two stages), dQ two (three stages; 224 registers).
 // dK/dV        key-block-outer over the inverse index (nsa_inverse_index.cu): one program per selection
 //              block and chunk of the tokens that chose it. 4 warps of 16 keys hold the block's K/V in shared
 //              memory and walk the (token, head) rows 16 at a time: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO,
@@ -30,14 +32,22 @@ constexpr int kWarps = 4;
 constexpr int kSub = 16;       // keys per sub-tile
 constexpr int kMaxGroup = 16;  // query heads per KV head on the tensor-core path (one m16 tile)
 
-template <int DK, int DV>
+// Shared memory of the forward / dQ program: Q and dO rows, a ring of stages of 64 keys (four 16-key sub-tiles
+// of the list, one per warp) of K then V rows, one mbarrier per stage, the sub-tile list.
+template <int DK, int DV, bool kGrad, int STAGES>
 struct QuerySmem {
   static constexpr int kLdK = DK + 8, kLdV = DV + 8;
-  static constexpr size_t kQ = sizeof(bf16_t) * kMaxGroup * (kLdK + kLdV);  // q and dO rows
-  static constexpr size_t kStages = sizeof(bf16_t) * kWarps * 2 * kSub * (kLdK + kLdV);
+  static constexpr int kStageKeys = kWarps * kSub;
+  static constexpr int kStages = STAGES;
+  static constexpr size_t kQ = sizeof(bf16_t) * kMaxGroup * (kLdK + (kGrad ? kLdV : 0));  // q (and dO) rows
+  static constexpr size_t kStage = sizeof(bf16_t) * kStageKeys * (kLdK + kLdV);
+  static constexpr size_t kRing = kStages * kStage;
   static constexpr size_t kCombine = sizeof(float) * kWarps * kMaxGroup * ((DK > DV ? DK : DV) + 2);
-  static_assert(kCombine <= kStages, "the combine buffer reuses the stages");
-  static size_t bytes(int64_t max_subs) { return kQ + kStages + sizeof(int) * (max_subs + 1); }
+  static_assert(kCombine <= kRing, "the combine buffer reuses the stages");
+  static_assert(kQ % 16 == 0 && kStage % 16 == 0, "bulk copies need 16-byte aligned rows");
+  static size_t bytes(int64_t max_subs) {
+    return kQ + kRing + sizeof(uint64_t) * kStages + sizeof(int) * (max_subs + 1);
+  }
 };
 
 // The 16-key sub-tiles query t reads: for each valid selected block j (j·l' <= t), its sub-tiles starting at
@@ -74,34 +84,21 @@ __device__ void build_sub_tiles(int* subs, int64_t max_subs, const I* row, int64
   __syncthreads();
 }
 
-template <int DK, int DV>
-__device__ __forceinline__ void load_sub_tile(bf16_t* ks, bf16_t* vs, const bf16_t* k, const bf16_t* v,
-                                              int64_t key0, int64_t b, int64_t g, const NsaSizes& sz,
-                                              int lane) {
-  auto row = [&](const bf16_t* base, int r, int dim) -> const bf16_t* {
-    const int64_t s = key0 + r;
-    return s < sz.seq ? base + ((b * sz.seq + s) * sz.heads_kv + g) * dim : nullptr;
-  };
-  load_rows_async(
-      ks, DK + 8, kSub, DK, k, [&](int r) { return row(k, r, DK); }, lane, 32);
-  load_rows_async(
-      vs, DV + 8, kSub, DV, v, [&](int r) { return row(v, r, DV); }, lane, 32);
-}
-
 // Forward (with_grad = false) or dQ (true) of one (b, t, g).
-template <int DK, int DV, bool kGrad, class I>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int DK, int DV, bool kGrad, class I, int STAGES, int CTAS>
+__global__ void __launch_bounds__(kThreads, CTAS)
     slc_query_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                      const I* __restrict__ indices, int64_t n_idx, const bf16_t* __restrict__ dout,
                      const float* __restrict__ lse_in, const float* __restrict__ delta,
                      bf16_t* __restrict__ out, float* __restrict__ lse_out, NsaSizes sz, NsaGeometry geo,
                      float scale_log2, float scale, int64_t max_subs, unsigned* flag) {
-  using S = QuerySmem<DK, DV>;
+  using S = QuerySmem<DK, DV, kGrad, STAGES>;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
-  bf16_t* dos = qs + kMaxGroup * S::kLdK;
-  bf16_t* stages = reinterpret_cast<bf16_t*>(smem + S::kQ);
-  int* subs = reinterpret_cast<int*>(smem + S::kQ + S::kStages);
+  bf16_t* dos = qs + kMaxGroup * S::kLdK;  // dQ only
+  unsigned char* ring = smem + S::kQ;
+  uint64_t* full = reinterpret_cast<uint64_t*>(ring + S::kRing);  // [kStages]
+  int* subs = reinterpret_cast<int*>(full + S::kStages);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t t = blockIdx.x, bg = blockIdx.y, b = bg / sz.heads_kv, g = bg % sz.heads_kv;
@@ -116,10 +113,60 @@ __global__ void __launch_bounds__(kThreads, 2)
         dos, S::kLdV, kMaxGroup, DV, q, [&](int r) { return r < group ? dout + (q_row0 + r) * DV : nullptr; },
         tid, kThreads);
   cp_async_commit();
+  if (tid == 0) {
+    for (int st = 0; st < S::kStages; ++st) mbar_init(full + st, 1);
+    mbar_init_fence();
+  }
   build_sub_tiles(subs, max_subs, indices + ((b * sz.seq + t) * sz.heads_kv + g) * n_idx, n_idx, t,
-                  ceil_div(sz.seq, geo.slc_block), geo.slc_block, flag);
+                  ceil_div(sz.seq, geo.slc_block), geo.slc_block, flag);  // ends with a block barrier
   const int count = subs[max_subs];
-  cp_async_wait<0>();
+  const int n_it = (count + kWarps - 1) / kWarps;  // stages to stream, four sub-tiles each
+
+  // Stage `it` holds sub-tiles 4·it .. 4·it + 3 (the last may hold fewer): thread r < 64 brings key row r of
+  // it, thread 64 + r value row r. Rows past the sequence repeat its last row (finite values, always masked:
+  // a key past T is past t).
+  const bool is_v = tid >= S::kStageKeys;
+  const int rr = tid & (S::kStageKeys - 1);
+  auto stage_k = [&](int it) { return reinterpret_cast<bf16_t*>(ring + (it % S::kStages) * S::kStage); };
+  auto stage_v = [&](int it) { return stage_k(it) + S::kStageKeys * S::kLdK; };
+  auto issue = [&](int it) {
+    const int e = it * kWarps + rr / kSub;
+    if (e < count) {
+      int64_t key = subs[e] + (rr % kSub);
+      key = key < sz.seq ? key : sz.seq - 1;
+      const bf16_t* src = is_v ? v + ((b * sz.seq + key) * sz.heads_kv + g) * DV
+                               : k + ((b * sz.seq + key) * sz.heads_kv + g) * DK;
+      bf16_t* dst = is_v ? stage_v(it) + rr * S::kLdV : stage_k(it) + rr * S::kLdK;
+#ifdef NSA_BULK_DEVICE
+      if (tid == 0) {
+        const int subs_here = count - it * kWarps < kWarps ? count - it * kWarps : kWarps;
+        mbar_arrive_expect(full + it % S::kStages,
+                           static_cast<uint32_t>(subs_here * kSub * (DK + DV) * sizeof(bf16_t)));
+      }
+      fence_proxy_async();  // this thread's earlier reads of the stage come before the copy overwrites it
+      bulk_copy(dst, src, (is_v ? DV : DK) * sizeof(bf16_t), full + it % S::kStages);
+#else
+      for (int c = 0; c < (is_v ? DV : DK) / 8; ++c) cp_async16(dst + c * 8, src + c * 8, true);
+#endif
+    }
+#ifndef NSA_BULK_DEVICE
+    cp_async_commit();
+#endif
+  };
+  for (int it = 0; it < S::kStages; ++it) {
+    if (it < n_it) {
+      issue(it);
+    } else {
+#ifndef NSA_BULK_DEVICE
+      cp_async_commit();  // keep one group per stage for the wait below
+#endif
+    }
+  }
+#ifdef NSA_BULK_DEVICE
+  cp_async_wait<0>();  // Q and dO (the only cp.async group)
+#else
+  cp_async_wait<S::kStages>();  // Q and dO (the first group; the stages follow)
+#endif
   __syncthreads();
 
   uint32_t qa[DK / 16][4];
@@ -136,98 +183,113 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (rb < group) lse_b = lse_in[stat(rb)] * kLog2e, dl_b = delta[stat(rb)];
   }
 
-  bf16_t* my_stage = stages + warp * 2 * kSub * (S::kLdK + S::kLdV);
-  auto stage_k = [&](int st) { return my_stage + st * kSub * (S::kLdK + S::kLdV); };
-  auto stage_v = [&](int st) { return stage_k(st) + kSub * S::kLdK; };
-
   constexpr int kAcc = kGrad ? DK / 8 : DV / 8;
   float acc[kAcc][4] = {};
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  if (warp < count) load_sub_tile<DK, DV>(stage_k(0), stage_v(0), k, v, subs[warp], b, g, sz, lane);
-  cp_async_commit();
-  for (int it = 0, e = warp; e < count; ++it, e += kWarps) {
-    if (e + kWarps < count)
-      load_sub_tile<DK, DV>(stage_k((it + 1) & 1), stage_v((it + 1) & 1), k, v, subs[e + kWarps], b, g, sz,
-                            lane);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncwarp();
-    const bf16_t* kst = stage_k(it & 1);
-    const bf16_t* vst = stage_v(it & 1);
-    const int64_t key0 = subs[e];
-    float s[2][4] = {};
+  for (int it = 0; it < n_it; ++it) {
+#ifdef NSA_BULK_DEVICE
+    mbar_wait(full + it % S::kStages, static_cast<uint32_t>((it / S::kStages) & 1));
+#else
+    cp_async_wait<S::kStages - 1>();
+    __syncthreads();
+#endif
+    const int e = it * kWarps + warp;
+    if (e < count) {
+      const bf16_t* kst = stage_k(it) + warp * kSub * S::kLdK;
+      const bf16_t* vst = stage_v(it) + warp * kSub * S::kLdV;
+      const int64_t key0 = subs[e];
+      // S over the head dim in two halves (four independent mma chains instead of two), then summed.
+      float s[2][4] = {}, s2[2][4] = {};
 #pragma unroll
-    for (int kk = 0; kk < DK / 16; ++kk) {
-      uint32_t bb[4];
-      ldsm_x4(bb, bn_addr(kst, S::kLdK, 0, kk * 16, lane));
-      mma_bf16(s[0], qa[kk], bb[0], bb[1]);
-      mma_bf16(s[1], qa[kk], bb[2], bb[3]);
-    }
-    if constexpr (!kGrad) {
-      float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-        for (int e2 = 0; e2 < 4; ++e2) {
-          const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
-          s[nt][e2] = key <= t ? s[nt][e2] * scale_log2 : -INFINITY;
-        }
-        mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
-        mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
-      }
-      const float2 corr = online_softmax_step(s, mx_a, mx_b, m_a, m_b, l_a, l_b);
-      const float corr_a = corr.x, corr_b = corr.y;
-#pragma unroll
-      for (int nt = 0; nt < kAcc; ++nt) {
-        acc[nt][0] *= corr_a;
-        acc[nt][1] *= corr_a;
-        acc[nt][2] *= corr_b;
-        acc[nt][3] *= corr_b;
-      }
-      uint32_t a[4];
-      acc_to_a(a, s[0], s[1]);
-#pragma unroll
-      for (int np = 0; np < DV / 16; ++np) {
+      for (int kk = 0; kk < DK / 16; ++kk) {
         uint32_t bb[4];
-        ldsm_x4_t(bb, bk_addr(vst, S::kLdV, 0, np * 16, lane));
-        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+        ldsm_x4(bb, bn_addr(kst, S::kLdK, 0, kk * 16, lane));
+        float(&sk)[2][4] = kk & 1 ? s2 : s;
+        mma_bf16(sk[0], qa[kk], bb[0], bb[1]);
+        mma_bf16(sk[1], qa[kk], bb[2], bb[3]);
       }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e2 = 0; e2 < 4; ++e2) s[nt][e2] += s2[nt][e2];
+      if constexpr (!kGrad) {
+        float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+          for (int e2 = 0; e2 < 4; ++e2) {
+            const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
+            s[nt][e2] = key <= t ? s[nt][e2] * scale_log2 : -INFINITY;
+          }
+          mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
+          mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
+        }
+        const float2 corr = online_softmax_step(s, mx_a, mx_b, m_a, m_b, l_a, l_b);
+        const float corr_a = corr.x, corr_b = corr.y;
+#pragma unroll
+        for (int nt = 0; nt < kAcc; ++nt) {
+          acc[nt][0] *= corr_a;
+          acc[nt][1] *= corr_a;
+          acc[nt][2] *= corr_b;
+          acc[nt][3] *= corr_b;
+        }
+        uint32_t a[4];
+        acc_to_a(a, s[0], s[1]);
+#pragma unroll
+        for (int np = 0; np < DV / 16; ++np) {
+          uint32_t bb[4];
+          ldsm_x4_t(bb, bk_addr(vst, S::kLdV, 0, np * 16, lane));
+          mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+          mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+        }
+      } else {
+        float dp[2][4] = {}, dp2[2][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < DV / 16; ++kk) {
+          uint32_t bb[4];
+          ldsm_x4(bb, bn_addr(vst, S::kLdV, 0, kk * 16, lane));
+          float(&dk2)[2][4] = kk & 1 ? dp2 : dp;
+          mma_bf16(dk2[0], da[kk], bb[0], bb[1]);
+          mma_bf16(dk2[1], da[kk], bb[2], bb[3]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int e2 = 0; e2 < 4; ++e2) dp[nt][e2] += dp2[nt][e2];
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+          for (int e2 = 0; e2 < 4; ++e2) {
+            const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
+            const float p = key <= t ? exp2f(s[nt][e2] * scale_log2 - (e2 < 2 ? lse_a : lse_b)) : 0.f;
+            s[nt][e2] = p * (dp[nt][e2] - (e2 < 2 ? dl_a : dl_b));  // dS
+          }
+        }
+        uint32_t a[4];
+        acc_to_a(a, s[0], s[1]);
+#pragma unroll
+        for (int np = 0; np < DK / 16; ++np) {
+          uint32_t bb[4];
+          ldsm_x4_t(bb, bk_addr(kst, S::kLdK, 0, np * 16, lane));
+          mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+          mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+        }
+      }
+    }
+    __syncthreads();  // every warp is done with this stage
+    if (it + S::kStages < n_it) {
+      issue(it + S::kStages);
     } else {
-      float dp[2][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < DV / 16; ++kk) {
-        uint32_t bb[4];
-        ldsm_x4(bb, bn_addr(vst, S::kLdV, 0, kk * 16, lane));
-        mma_bf16(dp[0], da[kk], bb[0], bb[1]);
-        mma_bf16(dp[1], da[kk], bb[2], bb[3]);
-      }
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-        for (int e2 = 0; e2 < 4; ++e2) {
-          const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
-          const float p = key <= t ? exp2f(s[nt][e2] * scale_log2 - (e2 < 2 ? lse_a : lse_b)) : 0.f;
-          s[nt][e2] = p * (dp[nt][e2] - (e2 < 2 ? dl_a : dl_b));  // dS
-        }
-      }
-      uint32_t a[4];
-      acc_to_a(a, s[0], s[1]);
-#pragma unroll
-      for (int np = 0; np < DK / 16; ++np) {
-        uint32_t bb[4];
-        ldsm_x4_t(bb, bk_addr(kst, S::kLdK, 0, np * 16, lane));
-        mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-        mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-      }
+#ifndef NSA_BULK_DEVICE
+      cp_async_commit();
+#endif
     }
-    __syncwarp();
   }
   cp_async_wait<0>();
   __syncthreads();  // every warp is done with its stages: reuse them for the combine
 
   constexpr int kCols = kGrad ? DK : DV;
-  float* comb = reinterpret_cast<float*>(stages);  // [kWarps][kMaxGroup][kCols]
+  float* comb = reinterpret_cast<float*>(ring);  // [kWarps][kMaxGroup][kCols]
   float* comb_m = comb + kWarps * kMaxGroup * kCols;
   float* comb_l = comb_m + kWarps * kMaxGroup;
   l_a = quad_sum(l_a);
@@ -848,8 +910,12 @@ Status launch_nsa_slc_forward(const NsaSlcForwardParams& p, cudaStream_t stream)
   Status st{};
   dispatch_dims(p.sz.dim_k, p.sz.dim_v, [&]<int DK, int DV>() {
     const bool ok = dispatch_index(p.index_type, [&]<class I>() {
-      auto kernel = slc_query_kernel<DK, DV, false, I>;
-      const size_t bytes = QuerySmem<DK, DV>::bytes(max_subs);
+      // Two stages and three programs per SM (12 warps; 158 registers, 73 KB of shared memory at D = 128):
+      // the kernel is bound by the latency of each warp's product / softmax chain, so resident warps count
+      // more than a deeper ring. Same-run H100 at 64k: three stages and two programs 31.6 ms, this 24.0 ms.
+      constexpr int kCtas = DK > 128 ? 2 : 3;
+      auto kernel = slc_query_kernel<DK, DV, false, I, 2, kCtas>;
+      const size_t bytes = QuerySmem<DK, DV, false, 2>::bytes(max_subs);
       if (st = allow_smem(kernel, bytes); !st.ok()) return;
       kernel<<<grid, kThreads, bytes, stream>>>(
           static_cast<const bf16_t*>(p.q), static_cast<const bf16_t*>(p.k), static_cast<const bf16_t*>(p.v),
@@ -907,8 +973,9 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     auto* dk = static_cast<bf16_t*>(p.dk);
     auto* dv = static_cast<bf16_t*>(p.dv);
     const bool ok = dispatch_index(p.index_type, [&]<class I>() {
-      auto kernel = slc_query_kernel<DK, DV, true, I>;
-      const size_t bytes = QuerySmem<DK, DV>::bytes(max_subs);
+      constexpr int kStg = DK > 128 ? 2 : 3;
+      auto kernel = slc_query_kernel<DK, DV, true, I, kStg, 2>;
+      const size_t bytes = QuerySmem<DK, DV, true, kStg>::bytes(max_subs);
       if (st = allow_smem(kernel, bytes); !st.ok()) return;
       const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
       kernel<<<grid, kThreads, bytes, stream>>>(q, k, v, static_cast<const I*>(p.indices), p.n_indices, dout,
