@@ -8,7 +8,8 @@
 //              whose bytes complete the stage's mbarrier. Each warp keeps its own online softmax; the 4
 //              partial states are combined in shared memory at the end in a fixed order. Every program does
 //              the same amount of work (n blocks of l' keys), so the grid needs no balancing. The forward
-//              runs three programs per SM (two stages), dQ two (three stages; 224 registers).
+//              and dQ run three programs per SM with two stages (dQ parks Q and dO in the second stage until
+//              they are in registers).
 // dK/dV        key-block-outer over the inverse index (nsa_inverse_index.cu): one program per selection
 //              block and chunk of the tokens that chose it. 4 warps of 16 keys hold the block's K/V in shared
 //              memory and walk the (token, head) rows 16 at a time: Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ, dV += Pᵀ·dO,
@@ -42,11 +43,16 @@ struct QuerySmem {
   static constexpr size_t kQ = sizeof(bf16_t) * kMaxGroup * (kLdK + (kGrad ? kLdV : 0));  // q (and dO) rows
   static constexpr size_t kStage = sizeof(bf16_t) * kStageKeys * (kLdK + kLdV);
   static constexpr size_t kRing = kStages * kStage;
+  // dQ with two stages keeps Q and dO in the last stage until they are in registers, so that three programs
+  // fit on an SM (75 KB each at D = 128); that stage is filled only after.
+  static constexpr bool kOverlay = kGrad && STAGES == 2;
+  static constexpr size_t kQRegion = kOverlay ? 0 : kQ;
+  static_assert(kQ <= kStage, "Q and dO fit in one stage");
   static constexpr size_t kCombine = sizeof(float) * kWarps * kMaxGroup * ((DK > DV ? DK : DV) + 2);
   static_assert(kCombine <= kRing, "the combine buffer reuses the stages");
   static_assert(kQ % 16 == 0 && kStage % 16 == 0, "bulk copies need 16-byte aligned rows");
   static size_t bytes(int64_t max_subs) {
-    return kQ + kRing + sizeof(uint64_t) * kStages + sizeof(int) * (max_subs + 1);
+    return kQRegion + kRing + sizeof(uint64_t) * kStages + sizeof(int) * (max_subs + 1);
   }
 };
 
@@ -94,9 +100,9 @@ __global__ void __launch_bounds__(kThreads, CTAS)
                      float scale_log2, float scale, int64_t max_subs, unsigned* flag) {
   using S = QuerySmem<DK, DV, kGrad, STAGES>;
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16_t* qs = reinterpret_cast<bf16_t*>(smem);
+  unsigned char* ring = smem + S::kQRegion;
+  bf16_t* qs = reinterpret_cast<bf16_t*>(S::kOverlay ? ring + (S::kStages - 1) * S::kStage : smem);
   bf16_t* dos = qs + kMaxGroup * S::kLdK;  // dQ only
-  unsigned char* ring = smem + S::kQ;
   uint64_t* full = reinterpret_cast<uint64_t*>(ring + S::kRing);  // [kStages]
   int* subs = reinterpret_cast<int*>(full + S::kStages);
 
@@ -153,19 +159,21 @@ __global__ void __launch_bounds__(kThreads, CTAS)
     cp_async_commit();
 #endif
   };
-  for (int it = 0; it < S::kStages; ++it) {
+  constexpr int kEarly = S::kStages - (S::kOverlay ? 1 : 0);  // stages issued before Q is in registers
+  auto issue_or_pad = [&](int it) {
     if (it < n_it) {
       issue(it);
     } else {
 #ifndef NSA_BULK_DEVICE
-      cp_async_commit();  // keep one group per stage for the wait below
+      cp_async_commit();  // keep one group per stage for the waits
 #endif
     }
-  }
+  };
+  for (int it = 0; it < kEarly; ++it) issue_or_pad(it);
 #ifdef NSA_BULK_DEVICE
   cp_async_wait<0>();  // Q and dO (the only cp.async group)
 #else
-  cp_async_wait<S::kStages>();  // Q and dO (the first group; the stages follow)
+  cp_async_wait<kEarly>();  // Q and dO (the first group; the stages follow)
 #endif
   __syncthreads();
 
@@ -181,6 +189,10 @@ __global__ void __launch_bounds__(kThreads, CTAS)
     auto stat = [&](int r) { return (b * sz.heads_q + g * group + r) * sz.seq + t; };
     if (ra < group) lse_a = lse_in[stat(ra)] * kLog2e, dl_a = delta[stat(ra)];
     if (rb < group) lse_b = lse_in[stat(rb)] * kLog2e, dl_b = delta[stat(rb)];
+  }
+  if constexpr (S::kOverlay) {
+    __syncthreads();  // Q and dO are in every warp's registers: their stage can be filled
+    issue_or_pad(S::kStages - 1);
   }
 
   constexpr int kAcc = kGrad ? DK / 8 : DV / 8;
@@ -973,8 +985,11 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     auto* dk = static_cast<bf16_t*>(p.dk);
     auto* dv = static_cast<bf16_t*>(p.dv);
     const bool ok = dispatch_index(p.index_type, [&]<class I>() {
-      constexpr int kStg = DK > 128 ? 2 : 3;
-      auto kernel = slc_query_kernel<DK, DV, true, I, kStg, 2>;
+      // D <= 128: two stages (Q and dO parked in the second until they are in registers) and three programs
+      // per SM (168 registers, 24 bytes spilled). Same-run H100 at 64k: three stages and two programs per SM
+      // 46.6 ms for the branch's backward, this 42.2 ms. Head dim 192 keeps three stages, two programs.
+      constexpr int kStg = DK > 128 ? 3 : 2, kCtas = DK > 128 ? 2 : 3;
+      auto kernel = slc_query_kernel<DK, DV, true, I, kStg, kCtas>;
       const size_t bytes = QuerySmem<DK, DV, true, kStg>::bytes(max_subs);
       if (st = allow_smem(kernel, bytes); !st.ok()) return;
       const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
