@@ -59,6 +59,22 @@ __device__ __forceinline__ GroupRows group_rows(const NsaSizes& sz, int64_t bg) 
   return {sz.seq, sz.heads_q, group, bg / sz.heads_kv, bg % sz.heads_kv};
 }
 
+// Forward epilogue of one accumulator row r (its half: 0 = fragment row lane/4, 1 = the row 8 below): O / l
+// in bf16 and lse = m·ln 2 + ln l (m in log2 units), −inf for a row that saw no key. acc(j, e) is element e
+// of the lane's accumulator block j (8 columns), in the mma.sync C layout that wgmma accumulators share.
+template <int DV, class Acc>
+__device__ __forceinline__ void store_forward_row(bf16_t* out, float* lse, const GroupRows& gr, int64_t rows,
+                                                  int64_t r, float m, float l, int half, int lane, Acc&& acc) {
+  if (r >= rows) return;
+  bf16_t* orow = out + gr.offset(r, DV);
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+  for (int j = 0; j < DV / 8; ++j)
+    *reinterpret_cast<__nv_bfloat162*>(orow + j * 8 + (lane & 3) * 2) =
+        __floats2bfloat162_rn(acc(j, 2 * half) * inv, acc(j, 2 * half + 1) * inv);
+  if ((lane & 3) == 0) lse[gr.stat(r)] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
+}
+
 template <int DK, int DV>
 struct FwdSmem {
   static constexpr int kLdK = DK + 8, kLdV = DV + 8;
@@ -194,18 +210,9 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 
   l_a = quad_sum(l_a);
   l_b = quad_sum(l_b);
-  auto finish = [&](int64_t r, float m, float l, int half) {
-    if (r >= rows) return;
-    bf16_t* orow = out + gr.offset(r, DV);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-#pragma unroll
-    for (int nt = 0; nt < DV / 8; ++nt)
-      *reinterpret_cast<__nv_bfloat162*>(orow + nt * 8 + (lane & 3) * 2) =
-          __floats2bfloat162_rn(o[nt][2 * half] * inv, o[nt][2 * half + 1] * inv);
-    if ((lane & 3) == 0) lse[gr.stat(r)] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
-  };
-  finish(ra, m_a, l_a, 0);
-  finish(rb, m_b, l_b, 1);
+  auto acc = [&](int nt, int e) { return o[nt][e]; };
+  store_forward_row<DV>(out, lse, gr, rows, ra, m_a, l_a, 0, lane, acc);
+  store_forward_row<DV>(out, lse, gr, rows, rb, m_b, l_b, 1, lane, acc);
 }
 
 template <int DK, int DV>
@@ -561,6 +568,21 @@ constexpr int kWgRows = 64;  // query rows per stage (dK/dV) and per warpgroup (
   return p + ((1024u - (smem_u32(p) & 1023u)) & 1023u);
 }
 
+// acc (64 × D) += X·B for the warpgroup and waits for it: X the 64 × 64 accumulator x rounded to bf16 (P or dS,
+// the A operand from registers), B a swizzled tile of 64 keys × D read MN-major (V or K).
+template <int D>
+__device__ __forceinline__ void wg_accumulate_tile(float (&acc)[D / 2], const float (&x)[32], uint32_t tile) {
+  uint32_t xa[4][4];
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) flat_acc_to_a(xa[kk], x, kk);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk) wgmma_rs<D, 1>(acc, xa[kk], desc_mn_major(tile, kKeys, kk), 1);
+  wg_commit();
+  wg_wait<0>();
+  wg_hold(acc);
+}
+
 // Copies ROWS consecutive rows (global row i0 + r at base + (i0 + r)·row_stride, valid while i0 + r < n) of D
 // columns into a swizzled tile.
 template <int D, int ROWS, int THREADS>
@@ -576,6 +598,17 @@ __device__ __forceinline__ void copy_rows_sw128(unsigned char* tile, const bf16_
     const bool ok = i0 + r0 + i * kStep < n;
     cp_async16(dst + i * kStep * 128, ok ? src + i * kStep * row_stride : any, ok);
   }
+}
+
+// Compressed key tile kt of (b, g) (keys kt·64 .. kt·64 + 63, zero past Nc) into a stage: K's swizzled tile, then
+// V's `v_offset` bytes further.
+template <int D, int THREADS>
+__device__ __forceinline__ void copy_kv_tile_sw128(unsigned char* stage, uint32_t v_offset, const bf16_t* k,
+                                                   const bf16_t* v, const bf16_t* any, int64_t kt,
+                                                   const NsaSizes& sz, const GroupRows& gr, int tid) {
+  const int64_t key_stride = sz.heads_kv * D, base = (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
+  copy_rows_sw128<D, kKeys, THREADS>(stage, k + base, key_stride, kt * kKeys, sz.keys, any, tid);
+  copy_rows_sw128<D, kKeys, THREADS>(stage + v_offset, v + base, key_stride, kt * kKeys, sz.keys, any, tid);
 }
 
 // Query rows r0 .. r0 + kWgRows − 1 (valid below r_end) of Q and dO into a stage's swizzled tiles.
@@ -792,13 +825,8 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
   auto visible = [&](int64_t r) {
     return r < rows ? visible_cmp(gr.token(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
   };
-  const int64_t key_stride = sz.heads_kv * D;
-  const bf16_t* k_base = k + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
-  const bf16_t* v_base = v + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
   auto load_kv = [&](int64_t kt) {
-    unsigned char* stage = smem + (kt % STAGES) * S::kStage;
-    copy_rows_sw128<D, kKeys, kThr>(stage, k_base, key_stride, kt * kKeys, sz.keys, q, tid);
-    copy_rows_sw128<D, kKeys, kThr>(stage + S::kK, v_base, key_stride, kt * kKeys, sz.keys, q, tid);
+    copy_kv_tile_sw128<D, kThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
   };
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
 #pragma unroll
@@ -854,14 +882,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     wg_hold(dp);
 #pragma unroll
     for (int i = 0; i < 32; ++i) dp[i] = s[i] * (dp[i] - ((i & 2) ? dl_b : dl_a));  // dS
-    uint32_t dsa[4][4];
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) flat_acc_to_a(dsa[kk], dp, kk);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) wgmma_rs<D, 1>(acc, dsa[kk], desc_mn_major(kst, kKeys, kk), 1);
-    wg_commit();
-    wg_wait<0>();
+    wg_accumulate_tile<D>(acc, dp, kst);  // dQ += dS·K
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -920,16 +941,10 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   auto visible = [&](int64_t r) {
     return r < rows ? visible_cmp(gr.token(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
   };
-  const int64_t key_stride = sz.heads_kv * D;
-  const bf16_t* k_base = k + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
-  const bf16_t* v_base = v + (gr.b * sz.keys * sz.heads_kv + gr.g) * D;
   // The copy's row step must divide the tile: with three warpgroups the first two copy.
   constexpr int kCopyThr = kThr == 384 ? 256 : kThr;
   auto load_kv = [&](int64_t kt) {
-    if (tid >= kCopyThr) return;
-    unsigned char* stage = smem + (kt % STAGES) * S::kStage;
-    copy_rows_sw128<D, kKeys, kCopyThr>(stage, k_base, key_stride, kt * kKeys, sz.keys, q, tid);
-    copy_rows_sw128<D, kKeys, kCopyThr>(stage + S::kK, v_base, key_stride, kt * kKeys, sz.keys, q, tid);
+    if (tid < kCopyThr) copy_kv_tile_sw128<D, kCopyThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
   };
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
 #pragma unroll
@@ -989,15 +1004,7 @@ __global__ void __launch_bounds__(128 * WGS, 1)
         o[4 * j + 2] *= corr.y;
         o[4 * j + 3] *= corr.y;
       }
-      uint32_t pa[4][4];
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) flat_acc_to_a(pa[kk], s, kk);
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) wgmma_rs<D, 1>(o, pa[kk], desc_mn_major(vst, kKeys, kk), 1);
-      wg_commit();
-      wg_wait<0>();
-      wg_hold(o);
+      wg_accumulate_tile<D>(o, s, vst);  // O += P·V
     }
     __syncthreads();
   }
@@ -1005,18 +1012,9 @@ __global__ void __launch_bounds__(128 * WGS, 1)
 
   l_a = quad_sum(l_a);
   l_b = quad_sum(l_b);
-  auto finish = [&](int64_t r, float m, float l, int half) {
-    if (r >= rows) return;
-    bf16_t* orow = out + gr.offset(r, D);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j)
-      *reinterpret_cast<__nv_bfloat162*>(orow + j * 8 + (lane & 3) * 2) =
-          __floats2bfloat162_rn(o[4 * j + 2 * half] * inv, o[4 * j + 2 * half + 1] * inv);
-    if ((lane & 3) == 0) lse[gr.stat(r)] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
-  };
-  finish(ra, m_a, l_a, 0);
-  finish(rb, m_b, l_b, 1);
+  auto acc = [&](int j, int e) { return o[4 * j + e]; };
+  store_forward_row<D>(out, lse, gr, rows, ra, m_a, l_a, 0, lane, acc);
+  store_forward_row<D>(out, lse, gr, rows, rb, m_b, l_b, 1, lane, acc);
 #endif
 }
 

@@ -90,6 +90,43 @@ __device__ void build_sub_tiles(int* subs, int64_t max_subs, const I* row, int64
   __syncthreads();
 }
 
+// One warp's 16 × 16 product s = A·Bᵀ over a head dim of D: A's k-steps in registers, B's 16 rows in a padded
+// tile with leading dimension ld. Alternate k-steps go to two accumulator pairs (four independent mma chains
+// instead of two: the kernel is bound by the latency of this chain), summed at the end.
+template <int D>
+__device__ __forceinline__ void product_16x16(float (&s)[2][4], const uint32_t (&a)[D / 16][4],
+                                              const bf16_t* tile, int ld, int lane) {
+  float even[2][4] = {}, odd[2][4] = {};
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t bb[4];
+    ldsm_x4(bb, bn_addr(tile, ld, 0, kk * 16, lane));
+    float(&acc)[2][4] = kk & 1 ? odd : even;
+    mma_bf16(acc[0], a[kk], bb[0], bb[1]);
+    mma_bf16(acc[1], a[kk], bb[2], bb[3]);
+  }
+#pragma unroll
+  for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[nt][e] = even[nt][e] + odd[nt][e];
+}
+
+// acc (16 × D) += P·B for one warp: P the 16 × 16 accumulator s rounded to bf16 (the A operand), B the tile's
+// 16 rows × D columns (transposed ldmatrix).
+template <int D>
+__device__ __forceinline__ void accumulate_16xd(float (&acc)[D / 8][4], const float (&s)[2][4],
+                                                const bf16_t* tile, int ld, int lane) {
+  uint32_t a[4];
+  acc_to_a(a, s[0], s[1]);
+#pragma unroll
+  for (int np = 0; np < D / 16; ++np) {
+    uint32_t bb[4];
+    ldsm_x4_t(bb, bk_addr(tile, ld, 0, np * 16, lane));
+    mma_bf16(acc[2 * np], a, bb[0], bb[1]);
+    mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
+  }
+}
+
 // Forward (with_grad = false) or dQ (true) of one (b, t, g).
 template <int DK, int DV, bool kGrad, class I, int STAGES, int CTAS>
 __global__ void __launch_bounds__(kThreads, CTAS)
@@ -210,20 +247,8 @@ __global__ void __launch_bounds__(kThreads, CTAS)
       const bf16_t* kst = stage_k(it) + warp * kSub * S::kLdK;
       const bf16_t* vst = stage_v(it) + warp * kSub * S::kLdV;
       const int64_t key0 = subs[e];
-      // S over the head dim in two halves (four independent mma chains instead of two), then summed.
-      float s[2][4] = {}, s2[2][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < DK / 16; ++kk) {
-        uint32_t bb[4];
-        ldsm_x4(bb, bn_addr(kst, S::kLdK, 0, kk * 16, lane));
-        float(&sk)[2][4] = kk & 1 ? s2 : s;
-        mma_bf16(sk[0], qa[kk], bb[0], bb[1]);
-        mma_bf16(sk[1], qa[kk], bb[2], bb[3]);
-      }
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int e2 = 0; e2 < 4; ++e2) s[nt][e2] += s2[nt][e2];
+      float s[2][4];
+      product_16x16<DK>(s, qa, kst, S::kLdK, lane);
       if constexpr (!kGrad) {
         float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
@@ -245,29 +270,10 @@ __global__ void __launch_bounds__(kThreads, CTAS)
           acc[nt][2] *= corr_b;
           acc[nt][3] *= corr_b;
         }
-        uint32_t a[4];
-        acc_to_a(a, s[0], s[1]);
-#pragma unroll
-        for (int np = 0; np < DV / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4_t(bb, bk_addr(vst, S::kLdV, 0, np * 16, lane));
-          mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-          mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-        }
+        accumulate_16xd<DV>(acc, s, vst, S::kLdV, lane);  // O += P·V
       } else {
-        float dp[2][4] = {}, dp2[2][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < DV / 16; ++kk) {
-          uint32_t bb[4];
-          ldsm_x4(bb, bn_addr(vst, S::kLdV, 0, kk * 16, lane));
-          float(&dk2)[2][4] = kk & 1 ? dp2 : dp;
-          mma_bf16(dk2[0], da[kk], bb[0], bb[1]);
-          mma_bf16(dk2[1], da[kk], bb[2], bb[3]);
-        }
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-          for (int e2 = 0; e2 < 4; ++e2) dp[nt][e2] += dp2[nt][e2];
+        float dp[2][4];
+        product_16x16<DV>(dp, da, vst, S::kLdV, lane);
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
@@ -277,15 +283,7 @@ __global__ void __launch_bounds__(kThreads, CTAS)
             s[nt][e2] = p * (dp[nt][e2] - (e2 < 2 ? dl_a : dl_b));  // dS
           }
         }
-        uint32_t a[4];
-        acc_to_a(a, s[0], s[1]);
-#pragma unroll
-        for (int np = 0; np < DK / 16; ++np) {
-          uint32_t bb[4];
-          ldsm_x4_t(bb, bk_addr(kst, S::kLdK, 0, np * 16, lane));
-          mma_bf16(acc[2 * np], a, bb[0], bb[1]);
-          mma_bf16(acc[2 * np + 1], a, bb[2], bb[3]);
-        }
+        accumulate_16xd<DK>(acc, s, kst, S::kLdK, lane);  // dQ += dS·K
       }
     }
     __syncthreads();  // every warp is done with this stage

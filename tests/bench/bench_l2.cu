@@ -11,18 +11,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <vector>
+
+#include "bench_timer.h"
 
 namespace {
-
-#define CHECK(x)                                                                                \
-  do {                                                                                          \
-    cudaError_t e_ = (x);                                                                       \
-    if (e_ != cudaSuccess) {                                                                    \
-      std::fprintf(stderr, "nsa_bench_l2: %s: %s\n", #x, cudaGetErrorString(e_));               \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
 
 // Sums what it reads so the loads are not removed; the sum lands in sink[block] (never read).
 __device__ __forceinline__ void consume(uint4 v, uint32_t& acc) { acc ^= v.x ^ v.y ^ v.z ^ v.w; }
@@ -73,20 +65,12 @@ __global__ void block_kernel(const uint4* __restrict__ buf, int n_blocks, int st
   if (acc == 0x12345678u) sink[blockIdx.x] = acc;
 }
 
+cudaStream_t stream() { return static_cast<cudaStream_t>(nsa::cuda::current_stream()); }
+
+// Median of 3 timed launches on the framework's current stream (after one warm-up).
 template <class F>
 float time_ms(F&& launch) {
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  launch();  // warm-up
-  CHECK(cudaEventRecord(a));
-  launch();
-  CHECK(cudaEventRecord(b));
-  CHECK(cudaEventSynchronize(b));
-  float ms = 0;
-  CHECK(cudaEventElapsedTime(&ms, a, b));
-  CHECK(cudaGetLastError());
-  return ms;
+  return static_cast<float>(nsa::bench::median_ms(launch, 3));
 }
 
 }  // namespace
@@ -98,18 +82,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   cudaDeviceProp prop{};
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   int clock_khz = 0;
-  CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
+  CHECK_CUDA(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0));
   const size_t l2_bytes = (argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 16) << 20;
   const size_t hbm_bytes = size_t{2} << 30;
   std::printf("device: %s, %d SMs, L2 %d MiB, clock %.0f MHz\n", prop.name, prop.multiProcessorCount,
               prop.l2CacheSize >> 20, clock_khz / 1e3);
   uint4* buf = nullptr;
   uint32_t* sink = nullptr;
-  CHECK(cudaMalloc(&buf, hbm_bytes));
-  CHECK(cudaMemset(buf, 1, hbm_bytes));
-  CHECK(cudaMalloc(&sink, 1 << 20));
+  CHECK_CUDA(cudaMalloc(&buf, hbm_bytes));
+  CHECK_CUDA(cudaMemset(buf, 1, hbm_bytes));
+  CHECK_CUDA(cudaMalloc(&sink, 1 << 20));
   const int sms = prop.multiProcessorCount;
   auto report = [&](const char* name, double bytes, float ms, bool l2) {
     const double tbs = bytes / (ms * 1e-3) / 1e12;
@@ -123,7 +107,7 @@ int main(int argc, char** argv) {
   for (int ctas_per_sm : {4, 8, 16}) {
     const int grid = sms * ctas_per_sm, passes = 40;
     const size_t n16 = l2_bytes / 16;
-    const float ms = time_ms([&] { stream_kernel<<<grid, 256>>>(buf, n16, passes, sink); });
+    const float ms = time_ms([&] { stream_kernel<<<grid, 256, 0, stream()>>>(buf, n16, passes, sink); });
     char name[64];
     std::snprintf(name, sizeof(name), "L2 stream (%d CTAs/SM x 256)", ctas_per_sm);
     report(name, static_cast<double>(l2_bytes) * passes, ms, true);
@@ -131,7 +115,7 @@ int main(int argc, char** argv) {
   {
     const int grid = sms * 8;
     const size_t n16 = hbm_bytes / 16;
-    const float ms = time_ms([&] { stream_kernel<<<grid, 256>>>(buf, n16, 1, sink); });
+    const float ms = time_ms([&] { stream_kernel<<<grid, 256, 0, stream()>>>(buf, n16, 1, sink); });
     report("HBM stream (2 GiB)", static_cast<double>(hbm_bytes), ms, false);
   }
   // Blocks: the buffer holds L2-resident [T, 4, 128] bf16 keys; 64-row blocks of head 0.
@@ -139,13 +123,13 @@ int main(int argc, char** argv) {
   for (bool gather : {false, true})
     for (int ctas_per_sm : {8, 16}) {
       const int grid = sms * ctas_per_sm, steps = 64, per_step = 16;
-      const float ms = time_ms([&] { block_kernel<<<grid, 128>>>(buf, n_blocks, steps, per_step, gather, sink); });
+      const float ms = time_ms([&] { block_kernel<<<grid, 128, 0, stream()>>>(buf, n_blocks, steps, per_step, gather, sink); });
       char name[64];
       std::snprintf(name, sizeof(name), "L2 %s blocks (%d CTAs/SM x 128)", gather ? "random" : "consecutive",
                     ctas_per_sm);
       report(name, static_cast<double>(grid) * steps * per_step * 64 * 256, ms, true);
     }
-  CHECK(cudaFree(buf));
-  CHECK(cudaFree(sink));
+  CHECK_CUDA(cudaFree(buf));
+  CHECK_CUDA(cudaFree(sink));
   return 0;
 }
