@@ -81,6 +81,12 @@ std::vector<Case> group_cases() {
           {kPaper, 1, 3001, 16, 1, 128, 128}};
 }
 
+// The paper's split head dims (Dk = 192, Dv = 128: the 27B model's), which the tensor-core kernels take on
+// their mma.sync paths (no wgmma at 192) with their own stage counts: small and paper geometry, G = 4 and 16.
+std::vector<Case> wide_cases() {
+  return {{kSmall, 2, 133, 8, 2, 192, 128}, {kPaper, 1, 1100, 16, 1, 192, 128}};
+}
+
 // Standard normal values representable in `dtype`, as an f64 CPU tensor.
 Tensor rounded(const Dims& shape, DType dtype, Generator& gen) {
   return to(to(randn(shape, DType::f64, Device::cpu(), &gen), dtype), DType::f64);
@@ -340,6 +346,7 @@ TEST_P(NsaCuda, CompressedAttention) {
   uint64_t seed = 100;
   for (const Case& c : cases()) check_compressed(c, GetParam(), seed++);
   for (const Case& c : group_cases()) check_compressed(c, GetParam(), seed++);
+  for (const Case& c : wide_cases()) check_compressed(c, GetParam(), seed++);
 }
 
 TEST_P(NsaCuda, Selection) {
@@ -347,6 +354,7 @@ TEST_P(NsaCuda, Selection) {
   uint64_t seed = 200;
   for (const Case& c : cases()) check_selection(c, GetParam(), seed++);
   for (const Case& c : group_cases()) check_selection(c, GetParam(), seed++);
+  for (const Case& c : wide_cases()) check_selection(c, GetParam(), seed++);
 }
 
 TEST_P(NsaCuda, SelectedAttention) {
@@ -354,6 +362,7 @@ TEST_P(NsaCuda, SelectedAttention) {
   uint64_t seed = 300;
   for (const Case& c : cases()) check_selected(c, GetParam(), seed++, DType::i32);
   check_selected({kSmall, 2, 130, 4, 2, 64, 64}, GetParam(), seed++, DType::i64);
+  for (const Case& c : wide_cases()) check_selected(c, GetParam(), seed++, DType::i32);
 }
 
 TEST_P(NsaCuda, SelectedAttentionOnItsOwnSelection) {
