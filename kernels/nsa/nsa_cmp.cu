@@ -64,7 +64,8 @@ __device__ __forceinline__ GroupRows group_rows(const NsaSizes& sz, int64_t bg) 
 // of the lane's accumulator block j (8 columns), in the mma.sync C layout that wgmma accumulators share.
 template <int DV, class Acc>
 __device__ __forceinline__ void store_forward_row(bf16_t* out, float* lse, const GroupRows& gr, int64_t rows,
-                                                  int64_t r, float m, float l, int half, int lane, Acc&& acc) {
+                                                  int64_t r, float m, float l, int half, int lane,
+                                                  Acc&& acc) {
   if (r >= rows) return;
   bf16_t* orow = out + gr.offset(r, DV);
   const float inv = l > 0.f ? 1.f / l : 0.f;
@@ -568,8 +569,8 @@ constexpr int kWgRows = 64;  // query rows per stage (dK/dV) and per warpgroup (
   return p + ((1024u - (smem_u32(p) & 1023u)) & 1023u);
 }
 
-// acc (64 × D) += X·B for the warpgroup and waits for it: X the 64 × 64 accumulator x rounded to bf16 (P or dS,
-// the A operand from registers), B a swizzled tile of 64 keys × D read MN-major (V or K).
+// acc (64 × D) += X·B for the warpgroup and waits for it: X the 64 × 64 accumulator x rounded to bf16 (P or
+// dS, the A operand from registers), B a swizzled tile of 64 keys × D read MN-major (V or K).
 template <int D>
 __device__ __forceinline__ void wg_accumulate_tile(float (&acc)[D / 2], const float (&x)[32], uint32_t tile) {
   uint32_t xa[4][4];
@@ -600,8 +601,8 @@ __device__ __forceinline__ void copy_rows_sw128(unsigned char* tile, const bf16_
   }
 }
 
-// Compressed key tile kt of (b, g) (keys kt·64 .. kt·64 + 63, zero past Nc) into a stage: K's swizzled tile, then
-// V's `v_offset` bytes further.
+// Compressed key tile kt of (b, g) (keys kt·64 .. kt·64 + 63, zero past Nc) into a stage: K's swizzled tile,
+// then V's `v_offset` bytes further.
 template <int D, int THREADS>
 __device__ __forceinline__ void copy_kv_tile_sw128(unsigned char* stage, uint32_t v_offset, const bf16_t* k,
                                                    const bf16_t* v, const bf16_t* any, int64_t kt,
@@ -882,7 +883,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     wg_hold(dp);
 #pragma unroll
     for (int i = 0; i < 32; ++i) dp[i] = s[i] * (dp[i] - ((i & 2) ? dl_b : dl_a));  // dS
-    wg_accumulate_tile<D>(acc, dp, kst);  // dQ += dS·K
+    wg_accumulate_tile<D>(acc, dp, kst);                                            // dQ += dS·K
     __syncthreads();
   }
   cp_async_wait<0>();
@@ -944,7 +945,8 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   // The copy's row step must divide the tile: with three warpgroups the first two copy.
   constexpr int kCopyThr = kThr == 384 ? 256 : kThr;
   auto load_kv = [&](int64_t kt) {
-    if (tid < kCopyThr) copy_kv_tile_sw128<D, kCopyThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
+    if (tid < kCopyThr)
+      copy_kv_tile_sw128<D, kCopyThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
   };
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
 #pragma unroll
@@ -996,7 +998,8 @@ __global__ void __launch_bounds__(128 * WGS, 1)
         mx_a = fmaxf(mx_a, fmaxf(s[4 * j], s[4 * j + 1]));
         mx_b = fmaxf(mx_b, fmaxf(s[4 * j + 2], s[4 * j + 3]));
       }
-      const float2 corr = online_softmax_step(reinterpret_cast<float(&)[8][4]>(s), mx_a, mx_b, m_a, m_b, l_a, l_b);
+      const float2 corr =
+          online_softmax_step(reinterpret_cast<float(&)[8][4]>(s), mx_a, mx_b, m_a, m_b, l_a, l_b);
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         o[4 * j] *= corr.x;

@@ -328,15 +328,16 @@ struct WarpSelectSmem {
   // The tiles: padded rows (mma.sync), or Q as two swizzled [64][DK] tiles then two swizzled K stages from a
   // 1024-byte boundary (wgmma).
   static constexpr uint32_t kQw = 64 * DK * 2, kKst = kKeys * DK * 2;
-  static constexpr size_t kTiles = WG ? 2 * kQw + 2 * kKst : sizeof(bf16_t) * (kRows * kLdK + 2 * kKeys * kLdK);
+  static constexpr size_t kTiles =
+      WG ? 2 * kQw + 2 * kKst : sizeof(bf16_t) * (kRows * kLdK + 2 * kKeys * kLdK);
   static constexpr size_t kFixed = (WG ? 1024 : 0) + kTiles + sizeof(float) * kTokens * kKeys +
                                    (sizeof(float) + sizeof(int)) * kTokens * kMaxFree;
   static size_t bytes(const SelectShape& s) { return kFixed + sizeof(float) * kTokens * s.ring; }
 };
 
 // WG: the score product on Hopper's wgmma (sm_90a, DK = 64 or 128): the two warpgroups' Q rows and the K
-// stages sit in swizzled shared memory and S comes out in the mma.sync accumulator layout, so everything after
-// it is the same code.
+// stages sit in swizzled shared memory and S comes out in the mma.sync accumulator layout, so everything
+// after it is the same code.
 template <int DK, int G, bool WG, int CTAS = 2>
 __global__ void __launch_bounds__(kThreads, CTAS)
     select_warp_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ kc,
@@ -351,7 +352,7 @@ __global__ void __launch_bounds__(kThreads, CTAS)
   constexpr uint32_t kQw = S::kQw, kKst = S::kKst;  // swizzled layout (wgmma)
   unsigned char* ksw = smem + 2 * kQw;
   float* cs = reinterpret_cast<float*>(smem + S::kTiles);  // [tokens][kKeys]: Σ_heads p of the tile
-  float* list_score = cs + S::kTokens * kKeys;                     // [tokens][kMaxFree]
+  float* list_score = cs + S::kTokens * kKeys;             // [tokens][kMaxFree]
   int* list_block = reinterpret_cast<int*>(list_score + S::kTokens * kMaxFree);
   float* ring = reinterpret_cast<float*>(list_block + S::kTokens * kMaxFree);  // [tokens][ring]
 
@@ -415,9 +416,9 @@ __global__ void __launch_bounds__(kThreads, CTAS)
   // wgmma runs warpgroup-wide: the warpgroup's last row sees the most keys (rows ascend in t).
   const int r_wg_last = (warp >> 2) * 64 + 63;
   const int vis_wg_max =
-      row_valid(r_wg_last) ? static_cast<int>(visible_cmp(token_of(r_wg_last), sz.keys, geo.cmp_block,
-                                                          geo.cmp_stride))
-                           : static_cast<int>(vis_max);
+      row_valid(r_wg_last)
+          ? static_cast<int>(visible_cmp(token_of(r_wg_last), sz.keys, geo.cmp_block, geo.cmp_stride))
+          : static_cast<int>(vis_max);
   const int tau0 = warp * kTokWarp;  // the warp's first token (program-relative)
   const int my_tokens = static_cast<int>(t0 + tau0 >= sz.seq               ? 0
                                          : sz.seq - (t0 + tau0) < kTokWarp ? sz.seq - (t0 + tau0)
@@ -577,10 +578,11 @@ Status launch_nsa_select(const NsaSelectParams& p, cudaStream_t stream) {
         p.indices, p.sz, p.geo, scale_log2, shape);
     st = last_launch();
   };
-  // The score product on wgmma, three programs per SM (80 registers: S no longer needs Q fragments or ldmatrix
-  // addresses, and the swizzled tiles need no padding). Same-run H100 (2026-11-23), 64k / 8k: mma.sync 16.9 /
-  // 0.43 ms; wgmma with two programs per SM 14.5 / 0.42 ms; with three 13.3 / 0.35 ms. The kernel is latency
-  // bound (a dependent chain of products, exponentials, shuffles and merges per tile), so resident warps pay.
+  // The score product on wgmma, three programs per SM (80 registers: S no longer needs Q fragments or
+  // ldmatrix addresses, and the swizzled tiles need no padding). Same-run H100 (2026-11-23), 64k / 8k:
+  // mma.sync 16.9 / 0.43 ms; wgmma with two programs per SM 14.5 / 0.42 ms; with three 13.3 / 0.35 ms. The
+  // kernel is latency bound (a dependent chain of products, exponentials, shuffles and merges per tile), so
+  // resident warps pay.
   const bool wg = p.sz.dim_k != 192 && wgmma_available();
   auto run = [&]<int DK>() {
     auto warp_kernel = [&]<int G>() {

@@ -33,8 +33,8 @@ constexpr int kWarps = 4;
 constexpr int kSub = 16;       // keys per sub-tile
 constexpr int kMaxGroup = 16;  // query heads per KV head on the tensor-core path (one m16 tile)
 
-// Shared memory of the forward / dQ program: Q and dO rows, a ring of stages of 64 keys (four 16-key sub-tiles
-// of the list, one per warp) of K then V rows, one mbarrier per stage, the sub-tile list.
+// Shared memory of the forward / dQ program: Q and dO rows, a ring of stages of 64 keys (four 16-key
+// sub-tiles of the list, one per warp) of K then V rows, one mbarrier per stage, the sub-tile list.
 template <int DK, int DV, bool kGrad, int STAGES>
 struct QuerySmem {
   static constexpr int kLdK = DK + 8, kLdV = DV + 8;
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(kThreads, CTAS)
   extern __shared__ __align__(16) unsigned char smem[];
   unsigned char* ring = smem + S::kQRegion;
   bf16_t* qs = reinterpret_cast<bf16_t*>(S::kOverlay ? ring + (S::kStages - 1) * S::kStage : smem);
-  bf16_t* dos = qs + kMaxGroup * S::kLdK;  // dQ only
+  bf16_t* dos = qs + kMaxGroup * S::kLdK;                         // dQ only
   uint64_t* full = reinterpret_cast<uint64_t*>(ring + S::kRing);  // [kStages]
   int* subs = reinterpret_cast<int*>(full + S::kStages);
 
@@ -652,7 +652,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const bool direct = plan.n_chunks[x] == 1;
   float* part = partial + static_cast<int64_t>(plan.slot_start[x] + item.y) * geo.slc_block * (2 * D);
   const uint64_t* list = plan.sorted + e_lo;
-  const int64_t key_base = x * sz.seq;  // keys are x·T + t
+  const int64_t key_base = x * sz.seq;                                   // keys are x·T + t
   const bf16_t* q_base = q + (b * sz.seq * sz.heads_q + g * group) * D;  // head 0 of the group at token 0
   const bf16_t* do_base = dout + (b * sz.seq * sz.heads_q + g * group) * D;
   const int64_t stat_base = (b * sz.heads_q + g * group) * sz.seq;

@@ -172,6 +172,23 @@ Tensor detail::nsa_compress_gather(const Tensor& x, const Tensor& pos_emb, const
   return linear(silu(linear(blocks, w1)), w2);
 }
 
+namespace {
+
+// dq, dk, dv of an attention branch from a backend backward that overwrites all three; with no rows (work
+// false) nothing is written, so they are zeros.
+template <class Backward>
+std::vector<Tensor> qkv_grads(bool work, const Tensor& q, const Tensor& k, const Tensor& v,
+                              Backward&& backward) {
+  auto grad_like = [work](const Tensor& t) {
+    return work ? Tensor::empty(t.shape(), t.dtype(), t.device()) : zeros(t.shape(), t.dtype(), t.device());
+  };
+  Tensor dq = grad_like(q), dk = grad_like(k), dv = grad_like(v);
+  if (work) backward(dq, dk, dv);
+  return {dq, dk, dv};
+}
+
+}  // namespace
+
 NsaCmpResult nsa_compressed_attention(const Tensor& q, const Tensor& kc, const Tensor& vc,
                                       const NsaConfig& cfg, double scale) {
   const char* op = "nsa_compressed_attention";
@@ -187,21 +204,15 @@ NsaCmpResult nsa_compressed_attention(const Tensor& q, const Tensor& kc, const T
   Tensor lse = new_lse(q);
   const bool work = lse.numel() > 0;
   if (work) backend_for(q.device()).nsa_cmp_attention(out, lse, qc, kcc, vcc, nb, scale);
-  autograd::record(op, {qc, kcc, vcc}, out,
-                   [qs = qc.alias(), ks = kcc.alias(), vs = vcc.alias(), os = out.alias(), lse, nb, scale,
-                    work](std::span<const Tensor> g) {
-                     // The backward overwrites every element; without rows there is nothing to write.
-                     auto grad_like = [work](const Tensor& t) {
-                       return work ? Tensor::empty(t.shape(), t.dtype(), t.device())
-                                   : zeros(t.shape(), t.dtype(), t.device());
-                     };
-                     Tensor dq = grad_like(qs), dk = grad_like(ks), dv = grad_like(vs);
-                     if (work)
-                       backend_for(qs.device())
-                           .nsa_cmp_attention_backward(dq, dk, dv, contiguous(g[0]), qs, ks, vs, os, lse, nb,
-                                                       scale);
-                     return std::vector<Tensor>{dq, dk, dv};
-                   });
+  autograd::record(
+      op, {qc, kcc, vcc}, out,
+      [qs = qc.alias(), ks = kcc.alias(), vs = vcc.alias(), os = out.alias(), lse, nb, scale,
+       work](std::span<const Tensor> g) {
+        return qkv_grads(work, qs, ks, vs, [&](const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+          backend_for(qs.device())
+              .nsa_cmp_attention_backward(dq, dk, dv, contiguous(g[0]), qs, ks, vs, os, lse, nb, scale);
+        });
+      });
   return {out, lse};
 }
 
@@ -248,21 +259,15 @@ Tensor nsa_selected_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   Tensor lse = new_lse(q);
   const bool work = lse.numel() > 0;
   if (work) backend_for(q.device()).nsa_slc_attention(out, lse, qc, kc, vc, ic, nb, scale);
-  autograd::record(op, {qc, kc, vc}, out,
-                   [qs = qc.alias(), ks = kc.alias(), vs = vc.alias(), os = out.alias(), ic, lse, nb, scale,
-                    work](std::span<const Tensor> g) {
-                     // The backward overwrites every element; without rows there is nothing to write.
-                     auto grad_like = [work](const Tensor& t) {
-                       return work ? Tensor::empty(t.shape(), t.dtype(), t.device())
-                                   : zeros(t.shape(), t.dtype(), t.device());
-                     };
-                     Tensor dq = grad_like(qs), dk = grad_like(ks), dv = grad_like(vs);
-                     if (work)
-                       backend_for(qs.device())
-                           .nsa_slc_attention_backward(dq, dk, dv, contiguous(g[0]), qs, ks, vs, ic, os, lse,
-                                                       nb, scale);
-                     return std::vector<Tensor>{dq, dk, dv};
-                   });
+  autograd::record(
+      op, {qc, kc, vc}, out,
+      [qs = qc.alias(), ks = kc.alias(), vs = vc.alias(), os = out.alias(), ic, lse, nb, scale,
+       work](std::span<const Tensor> g) {
+        return qkv_grads(work, qs, ks, vs, [&](const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+          backend_for(qs.device())
+              .nsa_slc_attention_backward(dq, dk, dv, contiguous(g[0]), qs, ks, vs, ic, os, lse, nb, scale);
+        });
+      });
   return out;
 }
 

@@ -2,7 +2,8 @@
 // (docs/nsa.md). Reads a buffer that fits in L2 over and over with 16-byte loads, in three access patterns:
 //   stream   each CTA walks a contiguous slice (the best case);
 //   rows     256-byte rows 1 KB apart, 64 rows per block (a KV head's block of keys in [T, Hkv, D] bf16);
-//   gather   like rows, but each CTA reads 16 blocks picked at random per step (the selected branch's pattern);
+//   gather   like rows, but each CTA reads 16 blocks picked at random per step (the selected branch's
+//   pattern);
 // and the same stream read from a buffer far larger than L2 (HBM). Prints TB/s and, for the L2 patterns, the
 // bytes moved per SM per clock.
 //   nsa_bench_l2 [L2 buffer MiB = 16]
@@ -38,8 +39,8 @@ __global__ void stream_kernel(const uint4* __restrict__ buf, size_t n16, int pas
 
 // Blocks of 64 rows × 256 bytes, rows 1 KB apart (head 0 of 4 in a [T, 4, 128] bf16 tensor). Each step a CTA
 // reads `per_step` blocks: consecutive ones (gather = false) or random ones (true).
-__global__ void block_kernel(const uint4* __restrict__ buf, int n_blocks, int steps, int per_step, bool gather,
-                             uint32_t* sink) {
+__global__ void block_kernel(const uint4* __restrict__ buf, int n_blocks, int steps, int per_step,
+                             bool gather, uint32_t* sink) {
   uint32_t acc = 0, rng = 2654435761u * (blockIdx.x + 1);
   constexpr int kRowStride16 = 1024 / 16, kRow16 = 256 / 16, kRows = 64;
   for (int s = 0; s < steps; ++s)
@@ -123,7 +124,8 @@ int main(int argc, char** argv) {
   for (bool gather : {false, true})
     for (int ctas_per_sm : {8, 16}) {
       const int grid = sms * ctas_per_sm, steps = 64, per_step = 16;
-      const float ms = time_ms([&] { block_kernel<<<grid, 128, 0, stream()>>>(buf, n_blocks, steps, per_step, gather, sink); });
+      const float ms = time_ms(
+          [&] { block_kernel<<<grid, 128, 0, stream()>>>(buf, n_blocks, steps, per_step, gather, sink); });
       char name[64];
       std::snprintf(name, sizeof(name), "L2 %s blocks (%d CTAs/SM x 128)", gather ? "random" : "consecutive",
                     ctas_per_sm);
