@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/cuda_api.h"
+#include "core/error.h"
 #include "ops/ops.h"
 
 namespace nsa::test {
@@ -69,5 +70,16 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The message of the InputError that `fn` throws ("" if it throws none): the one-line errors the readers give.
+template <class Fn>
+std::string input_error(Fn&& fn) {
+  try {
+    fn();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace nsa::test

@@ -28,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using data_tools::json_string_field;
 
+using test::input_error;
 using test::TempDir;
 
 std::string read_bytes(const std::string& path) {
@@ -40,16 +41,6 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// The message of the InputError that `fn` throws ("" if it throws none).
-template <class Fn>
-std::string input_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::vector<uint32_t> iota_tokens(int64_t n, uint32_t start, uint32_t modulo) {
   std::vector<uint32_t> t(static_cast<size_t>(n));

@@ -34,6 +34,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using test::input_error;
 using test::TempDir;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
@@ -46,15 +47,6 @@ std::string read_bytes(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-template <class Fn>
-std::string input_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::vector<std::string> pieces(SplitPattern p, std::string_view text) {
   std::vector<std::string> out;
