@@ -47,35 +47,16 @@ struct Scanner {
   }
 };
 
-bool is_ascii_lower(size_t i, std::string_view t, char lower) { return i < t.size() && t[i] == lower; }
-
-// 's 't 're 've 'm 'll 'd after the apostrophe at i, case-sensitive: the end, or 0.
-size_t contraction_end(std::string_view t, size_t i) {
+// 's 't 're 've 'm 'll 'd after the apostrophe at i: the end, or 0. Case-sensitive (GPT-2's pattern), or under
+// (?i:...) (Llama 3's): ASCII letters of either case, and U+017F (long s, UTF-8 C5 BF) for s.
+size_t contraction_end(std::string_view t, size_t i, bool ignore_case) {
   const size_t j = i + 1;
   if (j >= t.size()) return 0;
-  switch (t[j]) {
-    case 's':
-    case 't':
-    case 'm':
-    case 'd':
-      return j + 1;
-    case 'r':
-    case 'v':
-      return is_ascii_lower(j + 1, t, 'e') ? j + 2 : 0;
-    case 'l':
-      return is_ascii_lower(j + 1, t, 'l') ? j + 2 : 0;
-    default:
-      return 0;
-  }
-}
-
-// The same under (?i:...): ASCII letters of either case, and U+017F (long s, UTF-8 C5 BF) for s.
-size_t contraction_end_ignore_case(std::string_view t, size_t i) {
-  const size_t j = i + 1;
-  if (j >= t.size()) return 0;
-  auto is = [&](size_t k, char lower) { return k < t.size() && (t[k] | 0x20) == lower; };
-  if (t[j] == '\xC5' && j + 1 < t.size() && t[j + 1] == '\xBF') return j + 2;
-  switch (t[j] | 0x20) {
+  auto is = [&](size_t k, char lower) {
+    return k < t.size() && (ignore_case ? (t[k] | 0x20) == lower : t[k] == lower);
+  };
+  if (ignore_case && t[j] == '\xC5' && j + 1 < t.size() && t[j + 1] == '\xBF') return j + 2;
+  switch (ignore_case ? t[j] | 0x20 : t[j]) {
     case 's':
     case 't':
     case 'm':
@@ -94,7 +75,7 @@ size_t contraction_end_ignore_case(std::string_view t, size_t i) {
 size_t gpt2_piece_end(std::string_view text, size_t i) {
   const Scanner s{text};
   if (text[i] == '\'') {
-    if (const size_t end = contraction_end(text, i)) return end;
+    if (const size_t end = contraction_end(text, i, false)) return end;
   }
   const Utf8Char c = s.at(i);
   const CharClass k = char_class(c.code_point);
@@ -111,7 +92,7 @@ size_t gpt2_piece_end(std::string_view text, size_t i) {
 size_t llama3_piece_end(std::string_view text, size_t i) {
   const Scanner s{text};
   if (text[i] == '\'') {
-    if (const size_t end = contraction_end_ignore_case(text, i)) return end;
+    if (const size_t end = contraction_end(text, i, true)) return end;
   }
   const Utf8Char c = s.at(i);
   const CharClass k = char_class(c.code_point);
