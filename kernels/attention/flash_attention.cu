@@ -12,10 +12,12 @@
 // rows rescaled by 2^(m_old − m_new) when the max grows; lse = (m + log2 Σp)·ln 2.
 // Invariant: the first tile visited holds each valid row's own key (s = t), so a row's max is finite after
 // it; padded rows (t >= T) read zero-filled Q/K/V and are never written.
+#include <atomic>
 #include <cmath>
 
 #include "kernels/attention/flash_attention.h"
 #include "kernels/attention/flash_tiles.cuh"
+#include "kernels/attention/group_attention.h"
 
 namespace nsa::kernels {
 
@@ -235,6 +237,12 @@ const char* flash_shape_error(const FlashAttentionShape& z) {
 }
 
 // A window >= T sees everything a causal row sees: pass it as unlimited, so positions stay in int range.
+namespace {
+std::atomic<FlashKernel> g_kernel{FlashKernel::automatic};
+}  // namespace
+void set_flash_kernel(FlashKernel choice) { g_kernel.store(choice); }
+FlashKernel flash_kernel() { return g_kernel.load(); }
+
 int flash_window(const FlashAttentionShape& z) {
   return (z.window <= 0 || z.window >= z.seq) ? 0 : static_cast<int>(z.window);
 }
@@ -244,6 +252,8 @@ Status launch_flash_attention_forward(const FlashForwardParams& p, cudaStream_t 
   if (!flash_operand_ok(p.q, p.q_strides) || !flash_operand_ok(p.k, p.k_strides) ||
       !flash_operand_ok(p.v, p.v_strides) || !flash_operand_ok(p.out, p.out_strides))
     return invalid("flash_attention_forward: operands must be 16-byte aligned with strides multiple of 8");
+  if (flash_kernel() == FlashKernel::automatic && group_attention_ok(p))
+    return launch_group_attention_forward(p, stream);
   const int window = flash_window(p.shape);
   const bool pairs = (p.shape.heads_q / p.shape.heads_kv) % 2 == 0;
   if (p.shape.head_dim == 64)

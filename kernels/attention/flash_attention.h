@@ -50,6 +50,14 @@ bool flash_attention_supported(ScalarType dtype, int64_t dim_k, int64_t dim_v);
 // 16-byte aligned base and strides that keep every row 16-byte aligned.
 bool flash_operand_ok(const void* ptr, const BthStrides& strides);
 
+// Which kernels the launchers may use: automatic takes the Hopper group-row wgmma kernels
+// (group_attention.h) where they apply and the mma.sync kernels elsewhere; mma_sync always takes the latter
+// (the tests cover both paths on one device, the benchmarks compare them). Process-wide; not for use while
+// another thread launches attention.
+enum class FlashKernel { automatic, mma_sync };
+void set_flash_kernel(FlashKernel choice);
+FlashKernel flash_kernel();
+
 Status launch_flash_attention_forward(const FlashForwardParams& p, cudaStream_t stream);
 Status launch_flash_attention_backward(const FlashBackwardParams& p, cudaStream_t stream);
 

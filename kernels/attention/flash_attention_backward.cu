@@ -20,6 +20,7 @@
 
 #include "kernels/attention/flash_attention.h"
 #include "kernels/attention/flash_tiles.cuh"
+#include "kernels/attention/group_attention.h"
 
 namespace nsa::kernels {
 namespace {
@@ -400,6 +401,8 @@ Status launch_backward(const FlashBackwardParams& p, int window, cudaStream_t st
         <<<static_cast<unsigned>((threads + kThreads - 1) / kThreads), kThreads, 0, stream>>>(p);
     if (Status s = last_launch(); !s.ok()) return s;
   }
+  if (flash_kernel() == FlashKernel::automatic && group_attention_ok(p))
+    return launch_group_attention_backward(p, stream);
   {
     using Tiles = KvTiles<D>;
     if (Status s = allow_smem(flash_dkdv_kernel<D>, Tiles::kSmem); !s.ok()) return s;

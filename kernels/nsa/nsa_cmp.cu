@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "kernels/attention/group_attention.h"
 #include "kernels/nsa/nsa_device.cuh"
 #include "kernels/nsa/nsa_internal.h"
 
@@ -340,35 +341,50 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---- dK/dV -------------------------------------------------------------------------------------------
 
-// Work of the dK/dV kernels. Key tile kt (tile_keys keys) is seen by the rows from first_row(kt) on. The rows
-// are cut into chunks at fixed positions, chunk c = [c·chunk_rows, (c+1)·chunk_rows), and tile kt takes part
-// in chunks first_chunk(kt) .. n_chunks − 1: one program each. The grid runs the key tile fastest, so the
-// programs of one chunk run side by side and stream the same Q/dO rows, which L2 then serves to all but the
-// first. A tile of several chunks writes f32 partials (slot) that a second kernel adds in chunk order.
+// Work of the dK/dV kernels. Key tile kt (tile_keys keys) is seen by the rows [first_row(kt), end_row(kt)).
+// The rows are cut into chunks at fixed positions, chunk c = [c·chunk_rows, (c+1)·chunk_rows), and tile kt
+// takes part in chunks first_chunk(kt) .. last_chunk(kt): one program each. The grid runs the key tile
+// fastest, so the programs of one chunk run side by side and stream the same Q/dO rows, which L2 then serves
+// to all but the first. A tile of several chunks writes f32 partials (slot) that a second kernel adds in
+// chunk order.
 struct KeyTilePlan {
   int64_t tile_keys, chunk_rows, n_chunks, n_kt, slots_per_bg;
-  __host__ __device__ int64_t first_row(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
-    return (kt * tile_keys * geo.cmp_stride + geo.cmp_block - 1) * (sz.heads_q / sz.heads_kv);
+  __host__ __device__ int64_t first_row(int64_t kt, const NsaSizes& sz, const KeyVisibility& vis) const {
+    return vis.from(kt * tile_keys) * (sz.heads_q / sz.heads_kv);
   }
-  __host__ __device__ int64_t first_chunk(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
-    return first_row(kt, sz, geo) / chunk_rows;
+  __host__ __device__ int64_t end_row(int64_t kt, const NsaSizes& sz, const KeyVisibility& vis) const {
+    const int64_t group = sz.heads_q / sz.heads_kv, total = sz.seq * group;
+    const int64_t last_key = ((kt + 1) * tile_keys < sz.keys ? (kt + 1) * tile_keys : sz.keys) - 1;
+    const int64_t last_token = vis.to(last_key);
+    return last_token < sz.seq - 1 ? (last_token + 1) * group : total;
   }
-  __host__ __device__ int64_t chunks(int64_t kt, const NsaSizes& sz, const NsaGeometry& geo) const {
-    return n_chunks - first_chunk(kt, sz, geo);
+  __host__ __device__ int64_t first_chunk(int64_t kt, const NsaSizes& sz, const KeyVisibility& vis) const {
+    return first_row(kt, sz, vis) / chunk_rows;
+  }
+  __host__ __device__ int64_t last_chunk(int64_t kt, const NsaSizes& sz, const KeyVisibility& vis) const {
+    return (end_row(kt, sz, vis) - 1) / chunk_rows;
+  }
+  __host__ __device__ int64_t chunks(int64_t kt, const NsaSizes& sz, const KeyVisibility& vis) const {
+    return last_chunk(kt, sz, vis) - first_chunk(kt, sz, vis) + 1;
   }
   // Partial slot of (bg, kt, chunk): the tiles' chunks one after another.
   __host__ __device__ int64_t slot(int64_t bg, int64_t kt, int64_t chunk, const NsaSizes& sz,
-                                   const NsaGeometry& geo) const {
+                                   const KeyVisibility& vis) const {
     int64_t before = 0;
-    for (int64_t k = 0; k < kt; ++k) before += chunks(k, sz, geo);
-    return bg * slots_per_bg + before + chunk - first_chunk(kt, sz, geo);
+    for (int64_t k = 0; k < kt; ++k) before += chunks(k, sz, vis);
+    return bg * slots_per_bg + before + chunk - first_chunk(kt, sz, vis);
   }
-  // Rows of program (kt, chunk), [begin, end); empty when the tile takes no part in the chunk.
-  __host__ __device__ void rows(int64_t kt, int64_t chunk, const NsaSizes& sz, const NsaGeometry& geo,
+  // Whether program (kt, chunk) has rows.
+  __host__ __device__ bool takes_part(int64_t kt, int64_t chunk, const NsaSizes& sz,
+                                      const KeyVisibility& vis) const {
+    return chunk >= first_chunk(kt, sz, vis) && chunk <= last_chunk(kt, sz, vis);
+  }
+  // Rows of program (kt, chunk), [begin, end).
+  __host__ __device__ void rows(int64_t kt, int64_t chunk, const NsaSizes& sz, const KeyVisibility& vis,
                                 int64_t& begin, int64_t& end) const {
-    const int64_t total = sz.seq * (sz.heads_q / sz.heads_kv), fr = first_row(kt, sz, geo);
+    const int64_t fr = first_row(kt, sz, vis), er = end_row(kt, sz, vis);
     begin = chunk * chunk_rows > fr ? chunk * chunk_rows : fr;
-    end = (chunk + 1) * chunk_rows < total ? (chunk + 1) * chunk_rows : total;
+    end = (chunk + 1) * chunk_rows < er ? (chunk + 1) * chunk_rows : er;
   }
 };
 
@@ -421,7 +437,8 @@ __global__ void __launch_bounds__(kThreads, 2)
                     KeyTilePlan plan) {
   using S = DkvSmem<DK, DV>;
   const int64_t kt = blockIdx.x, chunk = blockIdx.y, bg = blockIdx.z;
-  if (chunk < plan.first_chunk(kt, sz, geo)) return;
+  const KeyVisibility vis = compressed_visibility(geo, sz.keys);
+  if (!plan.takes_part(kt, chunk, sz, vis)) return;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* ks = reinterpret_cast<bf16_t*>(smem);
   bf16_t* vs = ks + kKeys * S::kLdK;
@@ -434,7 +451,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const GroupRows gr = group_rows(sz, bg);
   int64_t r_begin, r_end;
-  plan.rows(kt, chunk, sz, geo, r_begin, r_end);
+  plan.rows(kt, chunk, sz, vis, r_begin, r_end);
   const int64_t n_steps = ceil_div(r_end - r_begin, kStageRows);
 
   load_kv_tile<DK, DV>(ks, vs, k, v, q, kt, sz, gr, tid);
@@ -545,8 +562,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   cp_async_wait<0>();
 
-  const bool direct = plan.chunks(kt, sz, geo) == 1;
-  float* part = direct ? nullptr : partial + plan.slot(bg, kt, chunk, sz, geo) * kKeys * (DK + DV);
+  const bool direct = plan.chunks(kt, sz, vis) == 1;
+  float* part = direct ? nullptr : partial + plan.slot(bg, kt, chunk, sz, vis) * kKeys * (DK + DV);
   for (int half = 0; half < 2; ++half)
     store_dkdv<DK, DV>(
         half ? key_b : key_a, kt * kKeys, direct, part, dk, dv, sz, gr, scale, lane,
@@ -643,18 +660,18 @@ struct WgDkvSmem {
 // dK/dV of 64·WGS keys (warpgroup w: keys 64w .. 64w + 63 of the tile) over one chunk of rows, 64 rows per
 // stage: Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (64×64, both operands in shared memory), Pᵀ and dSᵀ in registers, then
 // dV += Pᵀ·dO and dK += dSᵀ·Q (64×D, B = the stage's dO / Q read MN-major). Head dims D = DK = DV.
-template <int D, int WGS, int STAGES>
+template <int D, int WGS, int STAGES, bool WINDOW>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     cmp_dkdv_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
                           const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                           const float* __restrict__ lse, const float* __restrict__ delta,
                           bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
-                          NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, KeyTilePlan plan) {
+                          NsaSizes sz, KeyVisibility vis, float scale_log2, float scale, KeyTilePlan plan) {
 #ifdef NSA_WGMMA_DEVICE
   using S = WgDkvSmem<D, WGS, STAGES>;
   constexpr int kThr = S::kThreads;
   const int64_t kt = blockIdx.x, chunk = blockIdx.y, bg = blockIdx.z;
-  if (chunk < plan.first_chunk(kt, sz, geo)) return;
+  if (!plan.takes_part(kt, chunk, sz, vis)) return;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* smem = align_1024(smem_raw);
   unsigned char* stages = smem + WGS * S::kKv;
@@ -665,7 +682,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2;
   const GroupRows gr = group_rows(sz, bg);
   int64_t r_begin, r_end;
-  plan.rows(kt, chunk, sz, geo, r_begin, r_end);
+  plan.rows(kt, chunk, sz, vis, r_begin, r_end);
   const int64_t n_steps = ceil_div(r_end - r_begin, kWgRows);
 
   const int64_t i0 = kt * S::kTileKeys;
@@ -699,13 +716,14 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     cp_async_commit();  // the K/V tiles ride with the first group
   }
 
-  // Token from which each of this lane's two keys is visible (keys past Nc never are). T < 2^31.
+  // Tokens [from, to] that see each of this lane's two keys (keys past the end: none). T < 2^31.
   const int key_a = static_cast<int>(i0) + 64 * wg + (warp & 3) * 16 + (lane >> 2), key_b = key_a + 8;
-  auto first_token = [&](int key) {
-    return key < sz.keys ? key * static_cast<int>(geo.cmp_stride) + static_cast<int>(geo.cmp_block) - 1
-                         : 0x7fffffff;
+  auto first_token = [&](int key) { return key < sz.keys ? static_cast<int>(vis.from(key)) : 0x7fffffff; };
+  auto last_token = [&](int key) {
+    return WINDOW ? static_cast<int>(vis.to(key) < sz.seq ? vis.to(key) : sz.seq) : 0x7fffffff;
   };
   const int from_a = first_token(key_a), from_b = first_token(key_b);
+  const int to_a = last_token(key_a), to_b = last_token(key_b);
   const uint32_t ks = smem_u32(smem + wg * S::kKv), vs = ks + S::kKw;
 
   float dka[D / 2] = {}, dva[D / 2] = {}, s[32] = {}, dp[32] = {};
@@ -740,8 +758,9 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
       const float lse_x = l2.x * kLog2e, lse_y = l2.y * kLog2e;
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const bool vis = (e & 1 ? t2.y : t2.x) >= (e < 2 ? from_a : from_b);
-        s[4 * j + e] = vis ? exp2f(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
+        const int t = e & 1 ? t2.y : t2.x;
+        const bool seen = t >= (e < 2 ? from_a : from_b) && (!WINDOW || t <= (e < 2 ? to_a : to_b));
+        s[4 * j + e] = seen ? exp2f(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
       }
     }
     wg_wait<0>();
@@ -774,8 +793,8 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
   wg_hold(dka);
   wg_hold(dva);
 
-  const bool direct = plan.chunks(kt, sz, geo) == 1;
-  float* part = direct ? nullptr : partial + plan.slot(bg, kt, chunk, sz, geo) * S::kTileKeys * (2 * D);
+  const bool direct = plan.chunks(kt, sz, vis) == 1;
+  float* part = direct ? nullptr : partial + plan.slot(bg, kt, chunk, sz, vis) * S::kTileKeys * (2 * D);
   for (int half = 0; half < 2; ++half)
     store_dkdv<D, D>(
         half ? key_b : key_a, i0, direct, part, dk, dv, sz, gr, scale, lane,
@@ -796,12 +815,12 @@ struct WgDqSmem {
 // dQ of 64·WGS query rows (warpgroup w: rows 64w .. 64w + 63): Q and dO fragments stay in registers; per tile
 // of 64 compressed keys S = Q·Kᵀ and dP = dO·Vᵀ (B = K, V from shared memory), dS in registers,
 // dQ += dS·K (B = the K tile read MN-major). Head dims D = DK = DV.
-template <int D, int WGS, int STAGES>
+template <int D, int WGS, int STAGES, bool WINDOW>
 __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     cmp_dq_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
                         const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                         const float* __restrict__ lse, const float* __restrict__ delta,
-                        bf16_t* __restrict__ dq, NsaSizes sz, NsaGeometry geo, float scale_log2,
+                        bf16_t* __restrict__ dq, NsaSizes sz, KeyVisibility vis, float scale_log2,
                         float scale) {
 #ifdef NSA_WGMMA_DEVICE
   using S = WgDqSmem<D, WGS, STAGES>;
@@ -823,21 +842,22 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
       [&](int r) { return row0 + r < rows ? dout + gr.offset(row0 + r, D) : nullptr; }, tid, kThr);
   cp_async_commit();
 
-  auto visible = [&](int64_t r) {
-    return r < rows ? visible_cmp(gr.token(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
-  };
+  auto visible = [&](int64_t r) { return r < rows ? vis.hi(gr.token(r)) : int64_t{0}; };
   auto load_kv = [&](int64_t kt) {
     copy_kv_tile_sw128<D, kThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
   };
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
+  const int64_t kt0 = WINDOW ? vis.lo(gr.token(row0)) / kKeys : 0;  // first tile any row sees
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < n_kt) load_kv(s);
+    if (kt0 + s < n_kt) load_kv(kt0 + s);
     cp_async_commit();
   }
 
   const int64_t ra = row0 + warp * 16 + (lane >> 2), rb = ra + 8;  // warp w of the program: rows 16w ..
   const int64_t vis_a = visible(ra), vis_b = visible(rb);
+  const int lo_a = WINDOW ? static_cast<int>(vis.lo(gr.token(ra))) : 0;
+  const int lo_b = WINDOW ? static_cast<int>(vis.lo(gr.token(rb))) : 0;
   const float lse_a = vis_a > 0 ? lse[gr.stat(ra)] * kLog2e : 0.f;
   const float lse_b = vis_b > 0 ? lse[gr.stat(rb)] * kLog2e : 0.f;
   const float dl_a = vis_a > 0 ? delta[gr.stat(ra)] : 0.f, dl_b = vis_b > 0 ? delta[gr.stat(rb)] : 0.f;
@@ -852,7 +872,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
   for (int kk = 0; kk < D / 16; ++kk) ldsm_x4(doa[kk], a_addr(dos, S::kLd, warp * 16, kk * 16, lane));
 
   float acc[D / 2] = {}, s[32] = {}, dp[32] = {};
-  for (int64_t kt = 0; kt < n_kt; ++kt) {
+  for (int64_t kt = kt0; kt < n_kt; ++kt) {
     if (kt + STAGES - 1 < n_kt) load_kv(kt + STAGES - 1);
     cp_async_commit();
     cp_async_wait<STAGES - 1>();
@@ -875,8 +895,8 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = i0 + j * 8 + (lane & 3) * 2 + (e & 1);
-        const bool vis = key < (e < 2 ? vis_a32 : vis_b32);
-        s[4 * j + e] = vis ? exp2f(s[4 * j + e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;  // P
+        const bool seen = key < (e < 2 ? vis_a32 : vis_b32) && (!WINDOW || key >= (e < 2 ? lo_a : lo_b));
+        s[4 * j + e] = seen ? exp2f(s[4 * j + e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;  // P
       }
     }
     wg_wait<0>();
@@ -915,11 +935,11 @@ struct WgFwdSmem {
 // both K-major), the block-causal mask and the online softmax in registers, then O += P·V (P from the
 // accumulators, V read MN-major). The warpgroups share the K/V stages, so a program reads each tile once for
 // 64·WGS rows: the tile traffic from L2 is what bounded the 64-row kernels. Head dims D = DK = DV.
-template <int D, int WGS, int STAGES>
+template <int D, int WGS, int STAGES, bool WINDOW>
 __global__ void __launch_bounds__(128 * WGS, 1)
     cmp_forward_wgmma_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
                              const bf16_t* __restrict__ v, bf16_t* __restrict__ out, float* __restrict__ lse,
-                             NsaSizes sz, NsaGeometry geo, float scale_log2) {
+                             NsaSizes sz, KeyVisibility vis, float scale_log2) {
 #ifdef NSA_WGMMA_DEVICE
   using S = WgFwdSmem<D, WGS, STAGES>;
   constexpr int kThr = S::kThreads;
@@ -939,9 +959,8 @@ __global__ void __launch_bounds__(128 * WGS, 1)
         kThr);
   // Q rides with the first K/V group.
 
-  auto visible = [&](int64_t r) {
-    return r < rows ? visible_cmp(gr.token(r), sz.keys, geo.cmp_block, geo.cmp_stride) : int64_t{0};
-  };
+  auto visible = [&](int64_t r) { return r < rows ? vis.hi(gr.token(r)) : int64_t{0}; };
+  auto lowest = [&](int64_t r) { return WINDOW ? static_cast<int>(vis.lo(gr.token(r))) : 0; };  // first key
   // The copy's row step must divide the tile: with three warpgroups the first two copy.
   constexpr int kCopyThr = kThr == 384 ? 256 : kThr;
   auto load_kv = [&](int64_t kt) {
@@ -949,9 +968,10 @@ __global__ void __launch_bounds__(128 * WGS, 1)
       copy_kv_tile_sw128<D, kCopyThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
   };
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
+  const int64_t kt0 = lowest(row0) / kKeys;  // first tile any row sees
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < n_kt) load_kv(s);
+    if (kt0 + s < n_kt) load_kv(kt0 + s);
     cp_async_commit();
   }
 
@@ -960,18 +980,21 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   const int vis_a = static_cast<int>(visible(ra)), vis_b = static_cast<int>(visible(rb));
   const int vis_warp_min = static_cast<int>(visible(wrow));
   const int vis_wg_max = static_cast<int>(visible(std::min(row0 + 64 * wg + 63, rows - 1)));
+  // Window bounds (all 0 without a window): a row's first key, the warp's latest, the warpgroup's earliest.
+  const int lo_a = lowest(ra), lo_b = lowest(rb);
+  const int lo_warp_max = lowest(std::min(wrow + 15, rows - 1)), lo_wg_min = lowest(row0 + 64 * wg);
   const uint32_t qa = smem_u32(qtiles + wg * S::kQ);
 
   float o[D / 2] = {}, s[32] = {};
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
-  for (int64_t kt = 0; kt < n_kt; ++kt) {
+  for (int64_t kt = kt0; kt < n_kt; ++kt) {
     if (kt + STAGES - 1 < n_kt) load_kv(kt + STAGES - 1);
     cp_async_commit();
     cp_async_wait<STAGES - 1>();
     fence_proxy_async();
     __syncthreads();
-    const int i0 = static_cast<int>(kt) * kKeys;  // keys fit in 32 bits
-    if (i0 < vis_wg_max) {                        // warpgroup-uniform
+    const int i0 = static_cast<int>(kt) * kKeys;      // keys fit in 32 bits
+    if (i0 < vis_wg_max && i0 + kKeys > lo_wg_min) {  // warpgroup-uniform
       const uint32_t kst = smem_u32(smem + (kt % STAGES) * S::kStage), vst = kst + S::kK;
       wg_fence();
 #pragma unroll
@@ -981,7 +1004,7 @@ __global__ void __launch_bounds__(128 * WGS, 1)
       wg_wait<0>();
       wg_hold(s);
       float mx_a = -INFINITY, mx_b = -INFINITY;
-      if (i0 + kKeys <= vis_warp_min) {  // every row of the warp sees the whole tile: no mask
+      if (i0 + kKeys <= vis_warp_min && i0 >= lo_warp_max) {  // every row sees the whole tile: no mask
 #pragma unroll
         for (int i = 0; i < 32; ++i) s[i] *= scale_log2;
       } else {
@@ -990,7 +1013,9 @@ __global__ void __launch_bounds__(128 * WGS, 1)
           const int key = i0 + j * 8 + (lane & 3) * 2;
 #pragma unroll
           for (int e = 0; e < 4; ++e)
-            s[4 * j + e] = key + (e & 1) < (e < 2 ? vis_a : vis_b) ? s[4 * j + e] * scale_log2 : -INFINITY;
+            s[4 * j + e] = key + (e & 1) < (e < 2 ? vis_a : vis_b) && key + (e & 1) >= (e < 2 ? lo_a : lo_b)
+                               ? s[4 * j + e] * scale_log2
+                               : -INFINITY;
         }
       }
 #pragma unroll
@@ -1025,13 +1050,13 @@ __global__ void __launch_bounds__(128 * WGS, 1)
 // elements z·blockDim.x + i (grid-stride over z), so that many programs share a tile of many chunks.
 template <int DK, int DV>
 __global__ void cmp_reduce_kernel(const float* __restrict__ partial, bf16_t* __restrict__ dk,
-                                  bf16_t* __restrict__ dv, NsaSizes sz, NsaGeometry geo, KeyTilePlan plan) {
+                                  bf16_t* __restrict__ dv, NsaSizes sz, KeyVisibility vis, KeyTilePlan plan) {
   const int64_t kt = blockIdx.x, bg = blockIdx.y;
-  const int64_t n_chunks = plan.chunks(kt, sz, geo);
+  const int64_t n_chunks = plan.chunks(kt, sz, vis);
   if (n_chunks <= 1) return;
   const int64_t b = bg / sz.heads_kv, g = bg % sz.heads_kv;
   const int64_t slot_floats = plan.tile_keys * (DK + DV);
-  const float* base = partial + plan.slot(bg, kt, plan.first_chunk(kt, sz, geo), sz, geo) * slot_floats;
+  const float* base = partial + plan.slot(bg, kt, plan.first_chunk(kt, sz, vis), sz, vis) * slot_floats;
   for (int64_t idx = static_cast<int64_t>(blockIdx.z) * blockDim.x + threadIdx.x; idx < slot_floats;
        idx += static_cast<int64_t>(gridDim.z) * blockDim.x) {
     const int64_t local = idx / (DK + DV), col = idx % (DK + DV);
@@ -1072,17 +1097,26 @@ int64_t tile_keys(const NsaBackwardParams& p) { return wgmma_path(p) ? kKeys * k
 
 // Chunk length: about 2048 dK/dV programs over the whole backward (several waves on 132 SMs, so that the last
 // wave's idle share stays small), at least 1024 rows so that loading the key tile is amortised; a multiple of
-// the stage.
-KeyTilePlan plan_chunks(const NsaSizes& sz, const NsaGeometry& geo, int64_t tile_keys) {
+// the stage. `single_chunk`: one chunk holding every row (no partials; the raw-key attention, whose many key
+// tiles fill the machine anyway).
+KeyTilePlan plan_chunks(const NsaSizes& sz, const KeyVisibility& vis, int64_t tile_keys, bool single_chunk) {
   KeyTilePlan plan{tile_keys, 1, 1, ceil_div(sz.keys, tile_keys), 0};
   const int64_t total = sz.seq * (sz.heads_q / sz.heads_kv);
-  int64_t pairs = 0;
-  for (int64_t kt = 0; kt < plan.n_kt; ++kt) pairs += total - plan.first_row(kt, sz, geo);
-  pairs *= sz.batch * sz.heads_kv;
-  plan.chunk_rows = std::max<int64_t>(1024, ceil_div(ceil_div(pairs, 2048), kWgRows) * kWgRows);
+  if (single_chunk) {
+    plan.chunk_rows = std::max<int64_t>(total, 1);
+  } else {
+    int64_t pairs = 0;
+    for (int64_t kt = 0; kt < plan.n_kt; ++kt)
+      pairs += plan.end_row(kt, sz, vis) - plan.first_row(kt, sz, vis);
+    pairs *= sz.batch * sz.heads_kv;
+    plan.chunk_rows = std::max<int64_t>(1024, ceil_div(ceil_div(pairs, 2048), kWgRows) * kWgRows);
+  }
   plan.n_chunks = std::max<int64_t>(1, ceil_div(total, plan.chunk_rows));
-  for (int64_t kt = 0; kt < plan.n_kt; ++kt) plan.slots_per_bg += plan.chunks(kt, sz, geo);
+  for (int64_t kt = 0; kt < plan.n_kt; ++kt) plan.slots_per_bg += plan.chunks(kt, sz, vis);
   return plan;
+}
+KeyTilePlan plan_chunks(const NsaBackwardParams& p) {
+  return plan_chunks(p.sz, compressed_visibility(p.geo, p.sz.keys), tile_keys(p), false);
 }
 
 template <class Kernel>
@@ -1104,7 +1138,7 @@ CmpBackwardLayout cmp_backward_layout(const NsaBackwardParams& p) {
   CmpBackwardLayout l{};
   const size_t rows = static_cast<size_t>(p.sz.batch * p.sz.seq * p.sz.heads_q);
   if (tensor_core_path(p)) {
-    const KeyTilePlan plan = plan_chunks(p.sz, p.geo, tile_keys(p));
+    const KeyTilePlan plan = plan_chunks(p);
     l.delta = c.take<float>(rows);
     const bool split = plan.slots_per_bg > plan.n_kt;
     l.partial = c.take<float>(split ? static_cast<size_t>(p.sz.batch * p.sz.heads_kv * plan.slots_per_bg *
@@ -1117,55 +1151,93 @@ CmpBackwardLayout cmp_backward_layout(const NsaBackwardParams& p) {
   return l;
 }
 
+// Operands of a group-row backward: the compressed branch's, or the raw-key attention's.
+struct GroupBackward {
+  NsaSizes sz;
+  KeyVisibility vis;
+  float scale;
+  const bf16_t *dout, *q, *k, *v;
+  const float *lse, *delta;
+  bf16_t *dq, *dk, *dv;
+  float* partial;  // f32 chunk partials (unused when every key tile has one chunk)
+};
+
+GroupBackward group_backward(const NsaBackwardParams& p, const CmpBackwardLayout& ws) {
+  return {p.sz,
+          compressed_visibility(p.geo, p.sz.keys),
+          static_cast<float>(p.scale),
+          static_cast<const bf16_t*>(p.dout),
+          static_cast<const bf16_t*>(p.q),
+          static_cast<const bf16_t*>(p.k),
+          static_cast<const bf16_t*>(p.v),
+          static_cast<const float*>(p.lse),
+          ws.delta,
+          static_cast<bf16_t*>(p.dq),
+          static_cast<bf16_t*>(p.dk),
+          static_cast<bf16_t*>(p.dv),
+          ws.partial};
+}
+
 // Sums the chunk partials of the key tiles that have several.
 template <int DK, int DV>
-Status launch_reduce(const NsaBackwardParams& p, const CmpBackwardLayout& ws, const KeyTilePlan& plan,
-                     cudaStream_t stream) {
+Status launch_reduce(const GroupBackward& g, const KeyTilePlan& plan, cudaStream_t stream) {
   if (plan.slots_per_bg == plan.n_kt) return {};
   constexpr int kThreadsReduce = 256;
   const unsigned split = static_cast<unsigned>(ceil_div(plan.tile_keys * (DK + DV), kThreadsReduce));
   cmp_reduce_kernel<DK, DV>
-      <<<dim3(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv), split),
-         kThreadsReduce, 0, stream>>>(ws.partial, static_cast<bf16_t*>(p.dk), static_cast<bf16_t*>(p.dv),
-                                      p.sz, p.geo, plan);
+      <<<dim3(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(g.sz.batch * g.sz.heads_kv), split),
+         kThreadsReduce, 0, stream>>>(g.partial, g.dk, g.dv, g.sz, g.vis, plan);
   return last_launch();
 }
 
 // The Hopper backward: dQ, dK/dV, the partials' sum. One warpgroup per program and two programs per SM: two
 // warpgroups sharing each stage (128 keys, three stages, one program per SM) were 4% faster at 64k tokens but
 // much slower at 8k, where the short chunks leave single programs per SM idle at their start and end.
-template <int D, int WGS, int STAGES>
-Status launch_wgmma_backward(const NsaBackwardParams& p, const CmpBackwardLayout& ws, const KeyTilePlan& plan,
-                             cudaStream_t stream) {
-  const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
-  const unsigned bh = static_cast<unsigned>(p.sz.batch * p.sz.heads_kv);
-  const auto* dout = static_cast<const bf16_t*>(p.dout);
-  const auto* q = static_cast<const bf16_t*>(p.q);
-  const auto* k = static_cast<const bf16_t*>(p.k);
-  const auto* v = static_cast<const bf16_t*>(p.v);
-  const auto* lse = static_cast<const float*>(p.lse);
+template <int D, int WGS, int STAGES, bool WINDOW>
+Status launch_wgmma_backward_as(const GroupBackward& g, const KeyTilePlan& plan, cudaStream_t stream) {
+  const float scale_log2 = g.scale * kLog2e;
+  const unsigned bh = static_cast<unsigned>(g.sz.batch * g.sz.heads_kv);
   {
     using S = WgDqSmem<D, WGS, STAGES>;
-    auto kernel = cmp_dq_wgmma_kernel<D, WGS, STAGES>;
+    auto kernel = cmp_dq_wgmma_kernel<D, WGS, STAGES, WINDOW>;
     if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
     const unsigned tiles =
-        static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), S::kCtaRows));
-    kernel<<<dim3(tiles, bh), S::kThreads, S::kBytes, stream>>>(
-        dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dq), p.sz, p.geo, scale_log2, scale);
+        static_cast<unsigned>(ceil_div(g.sz.seq * (g.sz.heads_q / g.sz.heads_kv), S::kCtaRows));
+    kernel<<<dim3(tiles, bh), S::kThreads, S::kBytes, stream>>>(g.dout, g.q, g.k, g.v, g.lse, g.delta, g.dq,
+                                                                g.sz, g.vis, scale_log2, g.scale);
     if (Status st = last_launch(); !st.ok()) return st;
   }
   if (plan.n_kt == 0) return {};
   {
     using S = WgDkvSmem<D, WGS, STAGES>;
-    auto kernel = cmp_dkdv_wgmma_kernel<D, WGS, STAGES>;
+    auto kernel = cmp_dkdv_wgmma_kernel<D, WGS, STAGES, WINDOW>;
     if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
     kernel<<<dim3(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(plan.n_chunks), bh), S::kThreads,
-             S::kBytes, stream>>>(dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dk),
-                                  static_cast<bf16_t*>(p.dv), ws.partial, p.sz, p.geo, scale_log2, scale,
-                                  plan);
+             S::kBytes, stream>>>(g.dout, g.q, g.k, g.v, g.lse, g.delta, g.dk, g.dv, g.partial, g.sz, g.vis,
+                                  scale_log2, g.scale, plan);
     if (Status st = last_launch(); !st.ok()) return st;
   }
-  return launch_reduce<D, D>(p, ws, plan, stream);
+  return launch_reduce<D, D>(g, plan, stream);
+}
+// The kernels without the window's bounds when there is none (the compressed branch, causal attention).
+template <int D, int WGS, int STAGES>
+Status launch_wgmma_backward(const GroupBackward& g, const KeyTilePlan& plan, cudaStream_t stream) {
+  return g.vis.window > 0 ? launch_wgmma_backward_as<D, WGS, STAGES, true>(g, plan, stream)
+                          : launch_wgmma_backward_as<D, WGS, STAGES, false>(g, plan, stream);
+}
+
+// The Hopper forward over the keys `vis` describes.
+template <int D>
+Status launch_wgmma_forward(const NsaSizes& sz, const KeyVisibility& vis, const bf16_t* q, const bf16_t* k,
+                            const bf16_t* v, bf16_t* out, float* lse, float scale, cudaStream_t stream) {
+  using S = WgFwdSmem<D, kWgFwdGroups, kWgFwdStages>;
+  auto kernel = vis.window > 0 ? cmp_forward_wgmma_kernel<D, kWgFwdGroups, kWgFwdStages, true>
+                               : cmp_forward_wgmma_kernel<D, kWgFwdGroups, kWgFwdStages, false>;
+  if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
+  const dim3 grid(static_cast<unsigned>(ceil_div(sz.seq * (sz.heads_q / sz.heads_kv), S::kCtaRows)),
+                  static_cast<unsigned>(sz.batch * sz.heads_kv));
+  kernel<<<grid, S::kThreads, S::kBytes, stream>>>(q, k, v, out, lse, sz, vis, scale * kLog2e);
+  return last_launch();
 }
 
 }  // namespace
@@ -1182,7 +1254,7 @@ bool wgmma_available() {
     const bool ok =
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages>) == cudaSuccess &&
+        cudaFuncGetAttributes(&attr, cmp_dkdv_wgmma_kernel<64, kWgGroups, kWgStages, false>) == cudaSuccess &&
         major == 9 && minor == 0 && attr.numRegs >= 64;
     state = ok ? 1 : 2;
     ready[dev].store(state, std::memory_order_relaxed);
@@ -1198,24 +1270,15 @@ Status launch_nsa_cmp_forward(const NsaCmpForwardParams& p, cudaStream_t stream)
   if (!tensor_core_path(p.dtype, p.sz, {p.q, p.k, p.v, p.out})) return simt_cmp_forward(p, stream);
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e;
   if (wgmma_path(p.sz)) {
-    Status st{};
-    auto run = [&]<int D>() {
-      using S = WgFwdSmem<D, kWgFwdGroups, kWgFwdStages>;
-      auto kernel = cmp_forward_wgmma_kernel<D, kWgFwdGroups, kWgFwdStages>;
-      if (st = allow_smem(kernel, S::kBytes); !st.ok()) return;
-      const dim3 grid(static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), S::kCtaRows)),
-                      static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
-      kernel<<<grid, S::kThreads, S::kBytes, stream>>>(
-          static_cast<const bf16_t*>(p.q), static_cast<const bf16_t*>(p.k), static_cast<const bf16_t*>(p.v),
-          static_cast<bf16_t*>(p.out), static_cast<float*>(p.lse), p.sz, p.geo, scale_log2);
-      st = last_launch();
-    };
-    if (p.sz.dim_k == 64) {
-      run.template operator()<64>();
-    } else {
-      run.template operator()<128>();
-    }
-    return st;
+    const KeyVisibility vis = compressed_visibility(p.geo, p.sz.keys);
+    const auto* q = static_cast<const bf16_t*>(p.q);
+    const auto* k = static_cast<const bf16_t*>(p.k);
+    const auto* v = static_cast<const bf16_t*>(p.v);
+    auto* out = static_cast<bf16_t*>(p.out);
+    auto* lse = static_cast<float*>(p.lse);
+    const float scale = static_cast<float>(p.scale);
+    return p.sz.dim_k == 64 ? launch_wgmma_forward<64>(p.sz, vis, q, k, v, out, lse, scale, stream)
+                            : launch_wgmma_forward<128>(p.sz, vis, q, k, v, out, lse, scale, stream);
   }
   const dim3 grid(static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), kFwdRows)),
                   static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
@@ -1245,10 +1308,11 @@ Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     return simt_cmp_backward(p, ws.delta64, stream);
   }
   if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
-  const KeyTilePlan plan = plan_chunks(p.sz, p.geo, tile_keys(p));
+  const KeyTilePlan plan = plan_chunks(p);
+  const GroupBackward g = group_backward(p, ws);
   if (wgmma_path(p))
-    return p.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(p, ws, plan, stream)
-                            : launch_wgmma_backward<128, kWgGroups, kWgStages>(p, ws, plan, stream);
+    return p.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(g, plan, stream)
+                            : launch_wgmma_backward<128, kWgGroups, kWgStages>(g, plan, stream);
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
   const unsigned bh = static_cast<unsigned>(p.sz.batch * p.sz.heads_kv);
   Status st{};
@@ -1271,9 +1335,83 @@ Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) 
         dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dk), static_cast<bf16_t*>(p.dv), ws.partial,
         p.sz, p.geo, scale_log2, scale, plan);
     if (st = last_launch(); !st.ok()) return;
-    st = launch_reduce<DK, DV>(p, ws, plan, stream);
+    st = launch_reduce<DK, DV>(g, plan, stream);
   });
   return st;
+}
+
+}  // namespace nsa::kernels
+
+// ---- the same kernels over raw keys: causal / sliding-window attention (attention/group_attention.h) ----
+
+namespace nsa::kernels {
+using namespace nsa_impl;
+namespace {
+
+NsaSizes raw_sizes(const FlashAttentionShape& z) {
+  return {z.batch, z.seq, z.heads_q, z.heads_kv, z.seq, z.head_dim, z.head_dim};
+}
+// Key i is token i: visible from t iff i <= t and (window > 0) t − i < window.
+KeyVisibility raw_visibility(const FlashAttentionShape& z) {
+  const int64_t w = (z.window <= 0 || z.window >= z.seq) ? 0 : z.window;
+  return {1, 1, w, z.seq};
+}
+// Strides of a contiguous [B, T, H, D] tensor.
+bool dense_bthd(const BthStrides& s, const FlashAttentionShape& z, int64_t heads) {
+  return s.head == z.head_dim && s.seq == heads * z.head_dim && s.batch == z.seq * heads * z.head_dim;
+}
+bool group_shape_ok(const FlashAttentionShape& z) {
+  return (z.head_dim == 64 || z.head_dim == 128) && z.heads_kv > 0 && z.heads_q % z.heads_kv == 0 &&
+         z.seq > 0 && z.seq * (z.heads_q / z.heads_kv) < (int64_t{1} << 31) && wgmma_available();
+}
+
+}  // namespace
+
+bool group_attention_ok(const FlashForwardParams& p) {
+  const FlashAttentionShape& z = p.shape;
+  return group_shape_ok(z) && dense_bthd(p.q_strides, z, z.heads_q) &&
+         dense_bthd(p.out_strides, z, z.heads_q) && dense_bthd(p.k_strides, z, z.heads_kv) &&
+         dense_bthd(p.v_strides, z, z.heads_kv) && aligned16({p.q, p.k, p.v, p.out});
+}
+
+bool group_attention_ok(const FlashBackwardParams& p) {
+  const FlashAttentionShape& z = p.shape;
+  for (const BthStrides* s : {&p.q_strides, &p.out_strides, &p.dout_strides, &p.dq_strides})
+    if (!dense_bthd(*s, z, z.heads_q)) return false;
+  for (const BthStrides* s : {&p.k_strides, &p.v_strides, &p.dk_strides, &p.dv_strides})
+    if (!dense_bthd(*s, z, z.heads_kv)) return false;
+  return group_shape_ok(z) && aligned16({p.q, p.k, p.v, p.out, p.dout, p.dq, p.dk, p.dv});
+}
+
+Status launch_group_attention_forward(const FlashForwardParams& p, cudaStream_t stream) {
+  const NsaSizes sz = raw_sizes(p.shape);
+  const KeyVisibility vis = raw_visibility(p.shape);
+  const auto* q = static_cast<const bf16_t*>(p.q);
+  const auto* k = static_cast<const bf16_t*>(p.k);
+  const auto* v = static_cast<const bf16_t*>(p.v);
+  auto* out = static_cast<bf16_t*>(p.out);
+  return sz.dim_k == 64 ? launch_wgmma_forward<64>(sz, vis, q, k, v, out, p.lse, p.shape.scale, stream)
+                        : launch_wgmma_forward<128>(sz, vis, q, k, v, out, p.lse, p.shape.scale, stream);
+}
+
+Status launch_group_attention_backward(const FlashBackwardParams& p, cudaStream_t stream) {
+  const GroupBackward g{raw_sizes(p.shape),
+                        raw_visibility(p.shape),
+                        p.shape.scale,
+                        static_cast<const bf16_t*>(p.dout),
+                        static_cast<const bf16_t*>(p.q),
+                        static_cast<const bf16_t*>(p.k),
+                        static_cast<const bf16_t*>(p.v),
+                        p.lse,
+                        p.delta,
+                        static_cast<bf16_t*>(p.dq),
+                        static_cast<bf16_t*>(p.dk),
+                        static_cast<bf16_t*>(p.dv),
+                        nullptr};
+  // One chunk per key tile: every dK/dV row written once, straight to bf16 (no partials, no workspace).
+  const KeyTilePlan plan = plan_chunks(g.sz, g.vis, kKeys * kWgGroups, true);
+  return g.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(g, plan, stream)
+                          : launch_wgmma_backward<128, kWgGroups, kWgStages>(g, plan, stream);
 }
 
 }  // namespace nsa::kernels

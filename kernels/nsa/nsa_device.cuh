@@ -44,6 +44,31 @@ __host__ __device__ __forceinline__ int64_t visible_cmp(int64_t t, int64_t n_cmp
 
 __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Which keys a query token sees, for the group-row attention kernels (nsa_cmp.cu). Key i stands for the
+// tokens [i·stride, i·stride + span) and is visible from token t once it ends, i·stride + span − 1 <= t, and,
+// with window > 0, while it starts inside the window, t − i·stride < window. Compressed keys: (d, l, 0); raw
+// keys under a causal or sliding-window mask: (1, 1, w).
+struct KeyVisibility {
+  int64_t stride = 1, span = 1, window = 0, keys = 0;
+  // Visible keys of token t: [lo(t), hi(t)).
+  __host__ __device__ __forceinline__ int64_t hi(int64_t t) const {
+    return visible_cmp(t, keys, span, stride);
+  }
+  __host__ __device__ __forceinline__ int64_t lo(int64_t t) const {
+    if (window <= 0 || t < window) return 0;
+    const int64_t v = (t - window) / stride + 1;
+    return v < keys ? v : keys;
+  }
+  // Tokens that see key i: [from(i), to(i)].
+  __host__ __device__ __forceinline__ int64_t from(int64_t i) const { return i * stride + span - 1; }
+  __host__ __device__ __forceinline__ int64_t to(int64_t i) const {
+    return window > 0 ? i * stride + window - 1 : INT64_MAX;
+  }
+};
+__host__ __device__ __forceinline__ KeyVisibility compressed_visibility(const NsaGeometry& g, int64_t n_cmp) {
+  return {g.cmp_stride, g.cmp_block, 0, n_cmp};
+}
+
 // Tokens shared by compressed block i ([i·d, i·d + l)) and selection block j ([j·l', (j+1)·l')), in units of
 // d (the multiplicity of eq. 9's double sum); 0 when they do not overlap.
 __host__ __device__ __forceinline__ int64_t overlap_weight(int64_t i, int64_t j, const NsaGeometry& g) {
@@ -388,6 +413,33 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[N / 2], const uint32_t (&a)[
     static_assert(N == 128, "wgmma_rs: N is 64 or 128");
     wgmma_rs_n128<TRANS_B>(d, a, b, accumulate);
   }
+}
+
+// d (64×N, N = 64 or 128) (+)= A·B, A and B in shared memory, both MN-major (A: contiguous along M, B: along
+// N), e.g. A = a transposed tile written from accumulators.
+template <int N>
+__device__ __forceinline__ void wgmma_ss_mn(float (&d)[N / 2], uint64_t a, uint64_t b, int accumulate) {
+#ifdef NSA_WGMMA_DEVICE
+  if constexpr (N == 64) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+        "%31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
+        : NSA_WG_ACC32(d)
+        : "l"(a), "l"(b), "r"(accumulate));
+  } else {
+    static_assert(N == 128, "wgmma_ss_mn: N is 64 or 128");
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
+        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
+        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
+        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 1, 1;\n}\n"
+        : NSA_WG_ACC32(d), NSA_WG_ACC8(d, 32), NSA_WG_ACC8(d, 40), NSA_WG_ACC8(d, 48), NSA_WG_ACC8(d, 56)
+        : "l"(a), "l"(b), "r"(accumulate));
+  }
+#endif
 }
 
 // acc_to_a on flat accumulators: k-step kk of A from accumulator blocks 2kk and 2kk + 1.

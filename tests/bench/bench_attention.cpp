@@ -1,5 +1,7 @@
 // Dense attention benchmark (nsa::attention, bf16 → the flash kernels): forward and forward + backward at the
-// benchmark model's shape, B = 1, Hq = 64, Hkv = 4, D = 128, T = 8k .. 64k, full causal and window 512.
+// benchmark model's shape, B = 1, Hq = 64, Hkv = 4, D = 128, T = 8k .. 64k, full causal and window 512, under
+// both kernel choices (flash_attention.h): "auto" (the Hopper group-row wgmma kernels where they apply) and
+// "mma.sync" (the FlashAttention-2 style kernels).
 // FLOPs counted as causal work only: forward 4·T·avg_keys·Hq·D (two products), backward 2.5× that (five
 // products; the deterministic dQ kernel's two recomputed ones are not counted). Each timing is the median
 // of several runs (CUDA events) after one warm-up; inputs are random. The reference column is PyTorch SDPA
@@ -16,6 +18,7 @@
 
 #include "core/allocator.h"
 #include "core/cuda_api.h"
+#include "kernels/attention/flash_attention.h"
 #include "ops/ops.h"
 #include "tests/bench/bench_timer.h"
 
@@ -53,9 +56,9 @@ int main(int argc, char** argv) {
   const int64_t heads_q = 64, heads_kv = 4, dim = 128;
 
   std::printf(
-      "\n| T | window | fwd ms | fwd TFLOP/s | fwd+bwd ms | fwd+bwd TFLOP/s | bwd ms | SDPA fwd / fwd+bwd ms "
-      "| ours vs SDPA |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+      "\n| T | window | kernels | fwd ms | fwd TFLOP/s | fwd+bwd ms | fwd+bwd TFLOP/s | bwd ms | SDPA fwd / "
+      "fwd+bwd ms | ours vs SDPA |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<int64_t> seqs;
   for (int i = 1; i < argc; ++i) seqs.push_back(std::atoll(argv[i]));
   if (seqs.empty()) seqs = {8192, 16384, 32768, 65536};
@@ -68,47 +71,53 @@ int main(int argc, char** argv) {
     Tensor qg = detach(q).set_requires_grad(true), kg = detach(k).set_requires_grad(true),
            vg = detach(v).set_requires_grad(true);
     const int reps = seq >= 32768 ? 3 : 10;
-    for (const int64_t window : {int64_t{0}, int64_t{512}}) {
-      const double flops_fwd = 4.0 * static_cast<double>(seq) * avg_keys(seq, window) * heads_q * dim;
-      const double fwd = time_ms(
-          [&] {
-            NoGradGuard no_grad;
-            Tensor o = attention(q, k, v, 0.0, window);
-          },
-          reps);
-      double grad_sum = 0;
-      const double fwd_bwd = time_ms(
-          [&] {
-            qg.set_grad(Tensor());
-            kg.set_grad(Tensor());
-            vg.set_grad(Tensor());
-            Tensor o = attention(qg, kg, vg, 0.0, window);
-            backward(o, dout);
-          },
-          reps);
-      grad_sum = item(sum(to(qg.grad(), DType::f32))) + item(sum(to(kg.grad(), DType::f32)));
-      if (!std::isfinite(grad_sum)) {
-        std::fprintf(stderr, "non-finite gradients at T = %lld, window %lld\n", static_cast<long long>(seq),
-                     static_cast<long long>(window));
-        return 1;
-      }
-      std::string ref = "-", ratio = "-";
-      for (const Reference& r : kSdpa)
-        if (r.seq == seq && window == 0) {
-          char buf[64];
-          std::snprintf(buf, sizeof(buf), "%.1f / %.1f", r.fwd_ms, r.fwd_bwd_ms);
-          ref = buf;
-          std::snprintf(buf, sizeof(buf), "%.0f%% / %.0f%%", 100.0 * r.fwd_ms / fwd,
-                        100.0 * r.fwd_bwd_ms / fwd_bwd);
-          ratio = buf;
+    for (const int64_t window : {int64_t{0}, int64_t{512}})
+      for (const kernels::FlashKernel choice :
+           {kernels::FlashKernel::automatic, kernels::FlashKernel::mma_sync}) {
+        kernels::set_flash_kernel(choice);
+        const char* choice_name = choice == kernels::FlashKernel::automatic ? "auto" : "mma.sync";
+        const double flops_fwd = 4.0 * static_cast<double>(seq) * avg_keys(seq, window) * heads_q * dim;
+        const double fwd = time_ms(
+            [&] {
+              NoGradGuard no_grad;
+              Tensor o = attention(q, k, v, 0.0, window);
+            },
+            reps);
+        double grad_sum = 0;
+        const double fwd_bwd = time_ms(
+            [&] {
+              qg.set_grad(Tensor());
+              kg.set_grad(Tensor());
+              vg.set_grad(Tensor());
+              Tensor o = attention(qg, kg, vg, 0.0, window);
+              backward(o, dout);
+            },
+            reps);
+        grad_sum = item(sum(to(qg.grad(), DType::f32))) + item(sum(to(kg.grad(), DType::f32)));
+        if (!std::isfinite(grad_sum)) {
+          std::fprintf(stderr, "non-finite gradients at T = %lld, window %lld\n", static_cast<long long>(seq),
+                       static_cast<long long>(window));
+          return 1;
         }
-      std::printf("| %lldk | %s | %.2f | %.0f | %.2f | %.0f | %.2f | %s | %s |\n",
-                  static_cast<long long>(seq / 1024), window == 0 ? "causal" : std::to_string(window).c_str(),
-                  fwd, flops_fwd / fwd / 1e9, fwd_bwd, 3.5 * flops_fwd / fwd_bwd / 1e9, fwd_bwd - fwd,
-                  ref.c_str(), ratio.c_str());
-      std::fflush(stdout);
-    }
+        std::string ref = "-", ratio = "-";
+        for (const Reference& r : kSdpa)
+          if (r.seq == seq && window == 0) {
+            char buf[64];
+            std::snprintf(buf, sizeof(buf), "%.1f / %.1f", r.fwd_ms, r.fwd_bwd_ms);
+            ref = buf;
+            std::snprintf(buf, sizeof(buf), "%.0f%% / %.0f%%", 100.0 * r.fwd_ms / fwd,
+                          100.0 * r.fwd_bwd_ms / fwd_bwd);
+            ratio = buf;
+          }
+        std::printf("| %lldk | %s | %s | %.2f | %.0f | %.2f | %.0f | %.2f | %s | %s |\n",
+                    static_cast<long long>(seq / 1024),
+                    window == 0 ? "causal" : std::to_string(window).c_str(), choice_name, fwd,
+                    flops_fwd / fwd / 1e9, fwd_bwd, 3.5 * flops_fwd / fwd_bwd / 1e9, fwd_bwd - fwd,
+                    ref.c_str(), ratio.c_str());
+        std::fflush(stdout);
+      }
   }
+  kernels::set_flash_kernel(kernels::FlashKernel::automatic);
   const MemoryStats s = memory_stats(gpu);
   std::printf("\nallocator: peak %.2f GiB reserved\n",
               static_cast<double>(s.peak_reserved_bytes) / (1 << 30));

@@ -1,5 +1,7 @@
 // The fused flash attention kernels (kernels/attention/flash_attention.h), which the CUDA backend uses for
-// bf16 with Dk = Dv ∈ {64, 128}. Called through the backend primitives so that lse is checked too:
+// bf16 with Dk = Dv ∈ {64, 128}: the Hopper group-row wgmma kernels (group_attention.h) and the mma.sync
+// kernels, each comparison run under both choices. Called through the backend primitives so that lse is
+// checked too:
 //  - against the CPU reference in f64 on the same bf16-rounded inputs, at ragged lengths (1, 17, 64, 65,
 //    200, 1000), groups 1, 4, 16, head dims 64 and 128, windows 0, 1, 64, 100;
 //  - against the materialized CUDA path in f32 at longer sequences (T = 2048, 1536), windows 0 and 512;
@@ -14,6 +16,9 @@
 
 #include "ops/backend.h"
 #include "test_util.h"
+#ifdef NSA_WITH_CUDA
+#include "kernels/attention/flash_attention.h"
+#endif
 
 namespace nsa::test {
 namespace {
@@ -75,6 +80,26 @@ Outputs run_backend(const Inputs& in, double scale, int64_t window) {
   return o;
 }
 
+// The kernels the launchers may choose (flash_attention.h): automatic takes the Hopper group-row wgmma
+// kernels where they apply (contiguous operands on an sm_90a device), mma_sync the FlashAttention-2 kernels
+// everywhere. Every GPU comparison below runs under both; on other devices both are the mma.sync kernels.
+#ifdef NSA_WITH_CUDA
+using kernels::FlashKernel;
+const FlashKernel kChoices[] = {FlashKernel::automatic, FlashKernel::mma_sync};
+const char* choice_name(FlashKernel k) { return k == FlashKernel::automatic ? "auto" : "mma.sync"; }
+struct KernelChoice {
+  explicit KernelChoice(FlashKernel k) { kernels::set_flash_kernel(k); }
+  ~KernelChoice() { kernels::set_flash_kernel(FlashKernel::automatic); }
+};
+#else
+enum class FlashKernel { automatic };
+const FlashKernel kChoices[] = {FlashKernel::automatic};
+const char* choice_name(FlashKernel) { return "auto"; }
+struct KernelChoice {
+  explicit KernelChoice(FlashKernel) {}
+};
+#endif
+
 std::string sci(double v) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.2e", v);
@@ -109,9 +134,12 @@ TEST_P(FlashVsCpu, MatchesReference) {
   NSA_REQUIRE_GPU();
   const FlashCase c = GetParam();
   const Inputs dev = random_inputs(c, DType::bf16, Device::cuda(0), 31);
-  const Outputs got = run_backend(dev, c.resolved_scale(), c.window);
   const Outputs ref = run_backend(convert(dev, Device::cpu(), DType::f64), c.resolved_scale(), c.window);
-  expect_close(got, ref, c.str() + " vs cpu f64", 1e-2, 1e-4);
+  for (FlashKernel k : kChoices) {
+    const KernelChoice choice(k);
+    const Outputs got = run_backend(dev, c.resolved_scale(), c.window);
+    expect_close(got, ref, c.str() + " " + choice_name(k) + " vs cpu f64", 1e-2, 1e-4);
+  }
 }
 
 std::vector<FlashCase> cpu_cases() {
@@ -142,9 +170,12 @@ TEST_P(FlashVsMaterialized, MatchesF32Path) {
   NSA_REQUIRE_GPU();
   const FlashCase c = GetParam();
   const Inputs dev = random_inputs(c, DType::bf16, Device::cuda(0), 41);
-  const Outputs got = run_backend(dev, c.resolved_scale(), c.window);
   const Outputs ref = run_backend(convert(dev, Device::cuda(0), DType::f32), c.resolved_scale(), c.window);
-  expect_close(got, ref, c.str() + " vs cuda f32", 1e-2, 1e-4);
+  for (FlashKernel k : kChoices) {
+    const KernelChoice choice(k);
+    const Outputs got = run_backend(dev, c.resolved_scale(), c.window);
+    expect_close(got, ref, c.str() + " " + choice_name(k) + " vs cuda f32", 1e-2, 1e-4);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FlashVsMaterialized,
@@ -159,21 +190,25 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FlashVsMaterialized,
 
 TEST(FlashAttention, BackwardIsBitIdenticalAcrossRuns) {
   NSA_REQUIRE_GPU();
-  for (const FlashCase& c : {FlashCase{1, 1000, 16, 1, 128, 0}, FlashCase{2, 333, 8, 2, 64, 100}}) {
-    const Inputs dev = random_inputs(c, DType::bf16, Device::cuda(0), 51);
-    const Outputs a = run_backend(dev, c.resolved_scale(), c.window);
-    const Outputs b = run_backend(dev, c.resolved_scale(), c.window);
-    EXPECT_TRUE(equal_values(a.out, b.out)) << c.str() << " out";
-    EXPECT_TRUE(equal_values(a.lse, b.lse)) << c.str() << " lse";
-    EXPECT_TRUE(equal_values(a.dq, b.dq)) << c.str() << " dq";
-    EXPECT_TRUE(equal_values(a.dk, b.dk)) << c.str() << " dk";
-    EXPECT_TRUE(equal_values(a.dv, b.dv)) << c.str() << " dv";
-    // A different upstream gradient must change the result (the comparison above is not vacuous).
-    Inputs other = dev;
-    other.dout = mul_scalar(dev.dout, 2.0);
-    const Outputs d = run_backend(other, c.resolved_scale(), c.window);
-    EXPECT_FALSE(equal_values(a.dq, d.dq)) << c.str();
-  }
+  for (const FlashCase& c : {FlashCase{1, 1000, 16, 1, 128, 0}, FlashCase{2, 333, 8, 2, 64, 100}})
+    for (FlashKernel k : kChoices) {
+      const KernelChoice choice(k);
+      const Inputs dev = random_inputs(c, DType::bf16, Device::cuda(0), 51);
+      const Outputs a = run_backend(dev, c.resolved_scale(), c.window);
+      const Outputs b = run_backend(dev, c.resolved_scale(), c.window);
+      EXPECT_TRUE(equal_values(a.out, b.out)) << c.str() << " out";
+      EXPECT_TRUE(equal_values(a.lse, b.lse)) << c.str() << " lse";
+      EXPECT_TRUE(equal_values(a.dq, b.dq)) << c.str() << " dq";
+      EXPECT_TRUE(equal_values(a.dk, b.dk)) << c.str() << " dk";
+      EXPECT_TRUE(equal_values(a.dv, b.dv)) << c.str() << " dv";
+      // A different upstream gradient must change the result (the comparison above is not vacuous).
+      Inputs other = dev;
+      other.dout = mul_scalar(dev.dout, 2.0);
+      const Outputs d = run_backend(other, c.resolved_scale(), c.window);
+      EXPECT_FALSE(equal_values(a.dq, d.dq)) << c.str();
+      std::printf("[flash attention] %s %s: backward bit-identical over two runs\n", c.str().c_str(),
+                  choice_name(k));
+    }
 }
 
 // ---- the op front end: a misaligned contiguous view takes the materialized path ----
