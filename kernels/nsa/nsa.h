@@ -82,6 +82,13 @@ struct NsaSlcForwardParams {
   unsigned* error_flag;
 };
 
+// Where the selected branch's backward takes dQ from: automatic lets the Hopper dK/dV kernel emit it as
+// per-slot partials when the selection blocks fit one 64-key pass (kernels/nsa/nsa_slc.cu); query_side always
+// runs the query-side dQ kernel (the tests cover both paths on one device, the benchmark compares them).
+// Process-wide; set it before the workspace is sized, not while another thread launches NSA.
+enum class SlcDqKernel { automatic, query_side };
+void set_slc_dq_kernel(SlcDqKernel choice);
+
 size_t nsa_cmp_backward_workspace(const NsaBackwardParams& p);
 size_t nsa_slc_backward_workspace(const NsaBackwardParams& p);
 size_t nsa_select_workspace(const NsaSelectParams& p);

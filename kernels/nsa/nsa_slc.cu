@@ -20,6 +20,7 @@
 //              in swizzled shared memory, the gathered Q/dO rows of the stage after next prefetched into L2
 //              (the kernel is bound by reading those rows from HBM).
 #include <algorithm>
+#include <atomic>
 #include <cub/device/device_scan.cuh>
 
 #include "kernels/nsa/nsa_device.cuh"
@@ -594,6 +595,55 @@ __global__ void slc_reduce_kernel(const float* __restrict__ partial, bf16_t* __r
   }
 }
 
+// dQ from the dK/dV kernel's partials: dq[b, t, g·G + h] = scale · Σ_s dq_part[b, t, g, s, h] over the slots
+// s that kernel wrote, in slot order (deterministic): a block index in range, visible (j·l' <= t, the inverse
+// index's rule) and not named by an earlier slot. One program per (b, t, g), one 16-byte column chunk of the
+// group's G·D outputs per thread step.
+template <int D, class I>
+__global__ void slc_dq_reduce_kernel(const bf16_t* __restrict__ dq_part, const I* __restrict__ indices,
+                                     bf16_t* __restrict__ dq, NsaSizes sz, NsaGeometry geo, int64_t n_idx,
+                                     float scale) {
+  extern __shared__ int slots[];  // [n_idx]: the slots to add, in order
+  __shared__ int n_slots;
+  const int64_t row = blockIdx.x;  // (b·T + t)·Hkv + g
+  const int64_t t = (row / sz.heads_kv) % sz.seq, group = sz.heads_q / sz.heads_kv;
+  const int64_t n_slc = ceil_div(sz.seq, geo.slc_block);
+  const I* sel = indices + row * n_idx;
+  if (threadIdx.x == 0) {
+    int n = 0;
+    for (int64_t sl = 0; sl < n_idx; ++sl) {
+      const int64_t j = static_cast<int64_t>(sel[sl]);
+      bool take = j >= 0 && j < n_slc && j * geo.slc_block <= t;
+      for (int64_t e = 0; take && e < sl; ++e) take = static_cast<int64_t>(sel[e]) != j;
+      if (take) slots[n++] = static_cast<int>(sl);
+    }
+    n_slots = n;
+  }
+  __syncthreads();
+  const int n = n_slots;
+  const int64_t width = group * D;  // the group's heads are adjacent in dq and in each slot
+  const bf16_t* part = dq_part + row * n_idx * width;
+  bf16_t* out = dq + row * width;
+  for (int64_t c = threadIdx.x * 8; c < width; c += blockDim.x * 8) {
+    float acc[8] = {};
+    for (int i = 0; i < n; ++i) {
+      const uint4 u = *reinterpret_cast<const uint4*>(part + slots[i] * width + c);
+      const __nv_bfloat162* h2 = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __bfloat1622float2(h2[e]);
+        acc[2 * e] += f.x;
+        acc[2 * e + 1] += f.y;
+      }
+    }
+    uint4 o;
+    __nv_bfloat162* o2 = reinterpret_cast<__nv_bfloat162*>(&o);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o2[e] = __floats2bfloat162_rn(acc[2 * e] * scale, acc[2 * e + 1] * scale);
+    *reinterpret_cast<uint4*>(out + c) = o;
+  }
+}
+
 // ---- dK/dV on Hopper (wgmma, sm_90a) -----------------------------------------------------------------
 //
 // The same work items as slc_dkdv_kernel, one warpgroup per program and two programs per SM, laid out like
@@ -610,28 +660,35 @@ constexpr int kWgRows = 64;    // (token, head) rows per stage
 constexpr int kWgStages = 2;   // shared-memory stages of Q/dO rows
 constexpr int kTokenRing = 4;  // stages whose tokens are known: computing, loading, prefetched, fetched
 
-template <int D>
+template <int D, bool DQ>
 struct WgKvSmem {
   static constexpr uint32_t kK = kWgKeys * D * 2;  // the pass's K tile; V follows
   static constexpr uint32_t kQ = kWgRows * D * 2, kStage = 2 * kQ;
-  static constexpr uint32_t kTiles = 2 * kK + kWgStages * kStage;  // each a multiple of 1024 bytes
+  static constexpr uint32_t kDs = DQ ? kWgKeys * kWgRows * 2 : 0;        // the stage's dSᵀ (bf16) for dQ
+  static constexpr uint32_t kTiles = 2 * kK + kWgStages * kStage + kDs;  // each a multiple of 1024 bytes
+  static constexpr int kRings = DQ ? 2 : 1;                              // tokens (and slots)
   static constexpr size_t kBytes =
-      1024 + kTiles + kWgStages * kWgRows * 2 * sizeof(float) + kTokenRing * kWgRows * sizeof(int);
+      1024 + kTiles + kWgStages * kWgRows * 2 * sizeof(float) + kRings * kTokenRing * kWgRows * sizeof(int);
 };
 
 [[maybe_unused]] __device__ __forceinline__ unsigned char* align_1024(unsigned char* p) {
   return p + ((1024u - (smem_u32(p) & 1023u)) & 1023u);
 }
 
-template <int D>
+// DQ: also the dQ partials of the stage's rows, dQ_part = dS·K over this pass's keys (A = dSᵀ written to
+// shared memory as bf16 and read MN-major, B = the K tile read MN-major), stored in bf16 at slot s of the
+// token's selection (the first s with indices[b, t, g, s] = j) in dq_part [B, T, Hkv, n_idx, G, D]; a reduce
+// kernel adds a token's slots in slot order. Only for selection blocks of at most kWgKeys keys (one pass).
+template <int D, bool DQ, class I>
 __global__ void __launch_bounds__(kThreads, 2)
     slc_dkdv_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
                           const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                           const float* __restrict__ lse, const float* __restrict__ delta,
                           bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
+                          const I* __restrict__ indices, int64_t n_idx, bf16_t* __restrict__ dq_part,
                           NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, SlcItems plan) {
 #ifdef NSA_WGMMA_DEVICE
-  using S = WgKvSmem<D>;
+  using S = WgKvSmem<D, DQ>;
   if (blockIdx.x >= plan.item_start[plan.lists]) return;
   const int2 item = plan.items[blockIdx.x];
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -640,6 +697,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   float* st_lse = reinterpret_cast<float*>(smem + S::kTiles);  // [kWgStages][kWgRows]
   float* st_delta = st_lse + kWgStages * kWgRows;
   int* st_token = reinterpret_cast<int*>(st_delta + kWgStages * kWgRows);  // [kTokenRing][kWgRows], −1: none
+  int* st_slot = st_token + kTokenRing * kWgRows;  // DQ: the block's slot in each row's selection, −1: none
+  const uint32_t ds_tile = smem_u32(stages + kWgStages * S::kStage);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int64_t bh = sz.batch * sz.heads_kv, x = item.x;
@@ -661,6 +720,15 @@ __global__ void __launch_bounds__(kThreads, 2)
   auto fetch_token = [&](int64_t step) -> int {
     const uint32_t r = static_cast<uint32_t>(step * kWgRows) + static_cast<uint32_t>(tid);
     return r < rows ? static_cast<int>(list[r / ugroup] - key_base) : -1;
+  };
+  // DQ: the first slot of token t's selection that names this block (the reduce adds exactly those).
+  auto find_slot = [&](int t) -> int {
+    if (!DQ || t < 0) return -1;
+    const I* sel = indices + ((b * sz.seq + t) * sz.heads_kv + g) * n_idx;
+    int slot = -1;
+    for (int sl = static_cast<int>(n_idx) - 1; sl >= 0; --sl)
+      if (static_cast<int64_t>(sel[sl]) == j) slot = sl;
+    return slot;
   };
   // Q and dO rows of a stage (each thread one 16-byte column chunk of every kRowStep-th row, so its
   // destination advances by a constant), and their lse and delta.
@@ -727,9 +795,12 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
     }
     if (tid < kWgRows) {
-      st_token[tid] = fetch_token(0);
-      st_token[kWgRows + tid] = fetch_token(1);
-      st_token[2 * kWgRows + tid] = fetch_token(2);
+#pragma unroll
+      for (int i = 0; i < 3; ++i) {
+        const int t = fetch_token(i);
+        st_token[i * kWgRows + tid] = t;
+        if (DQ) st_slot[i * kWgRows + tid] = find_slot(t);
+      }
     }
     __syncthreads();
     if (n_steps > 0) load_stage(0);
@@ -748,6 +819,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       cp_async_commit();
       if (step + 2 < n_steps) prefetch_stage(step + 2);
       const int fetched = tid < kWgRows && step + 3 < n_steps ? fetch_token(step + 3) : -1;
+      const int fetched_slot = find_slot(fetched);
       cp_async_wait<1>();
       fence_proxy_async();
       __syncthreads();
@@ -802,8 +874,53 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int kk = 0; kk < kWgRows / 16; ++kk)
         wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kWgRows, kk), 1);
       wg_commit();
-      if (tid < kWgRows && step + 3 < n_steps) st_token[((step + 3) % kTokenRing) * kWgRows + tid] = fetched;
+      if constexpr (DQ) {
+        // dSᵀ (keys × rows) into its swizzled tile while the products run: dsa[kk] holds columns 16kk ..
+        // 16kk + 15 of this lane's two key rows, in 4-byte pairs.
+        const int row_a = warp * 16 + (lane >> 2), pair = (lane & 3) * 4;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int key_row = row_a + (i & 1) * 8, chunk = 2 * kk + (i >> 1);
+            asm volatile(
+                "st.shared.b32 [%0], %1;\n" ::"r"(ds_tile + sw128_offset(key_row, chunk, kWgKeys) + pair),
+                "r"(dsa[kk][i])
+                : "memory");
+          }
+        fence_proxy_async();
+      }
+      if (tid < kWgRows && step + 3 < n_steps) {
+        st_token[((step + 3) % kTokenRing) * kWgRows + tid] = fetched;
+        if (DQ) st_slot[((step + 3) % kTokenRing) * kWgRows + tid] = fetched_slot;
+      }
       wg_wait<0>();
+      if constexpr (DQ) {
+        __syncthreads();  // every warp's part of dSᵀ is written
+        float dq[D / 2];
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < kWgKeys / 16; ++kk)
+          wgmma_ss_mn<D>(dq, desc_mn_major(ds_tile, kWgKeys, kk), desc_mn_major(ks, kWgKeys, kk), kk > 0);
+        wg_commit();
+        wg_wait<0>();
+        wg_hold(dq);
+        const int* tok = token_st;
+        const int* slt = st_slot + (step % kTokenRing) * kWgRows;
+        const uint32_t r0 = static_cast<uint32_t>(step * kWgRows);
+        const int col = (lane & 3) * 2;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = warp * 16 + (lane >> 2) + 8 * half, t = tok[row], sl = slt[row];
+          if (t < 0 || sl < 0) continue;
+          const int64_t head = (r0 + row) % ugroup;
+          bf16_t* dst = dq_part + ((((b * sz.seq + t) * sz.heads_kv + g) * n_idx + sl) * group + head) * D;
+#pragma unroll
+          for (int nt = 0; nt < D / 8; ++nt)
+            *reinterpret_cast<__nv_bfloat162*>(dst + nt * 8 + col) =
+                __floats2bfloat162_rn(dq[4 * nt + 2 * half], dq[4 * nt + 2 * half + 1]);
+        }
+      }
       __syncthreads();
     }
     cp_async_wait<0>();
@@ -857,6 +974,15 @@ bool slc_wgmma_path(const NsaBackwardParams& p) {
   return p.sz.dim_k == p.sz.dim_v && p.sz.dim_k != 192 && wgmma_available();
 }
 
+// dQ from the wgmma dK/dV kernel's partials (slc_dkdv_wgmma_kernel with DQ) instead of the query-side
+// kernel: selection blocks of one pass. It trades the query side's 16 × 64 K/V rows per (token, KV head) read
+// from L2 for n bf16 partial rows per (token, head) written to and read back from HBM.
+std::atomic<SlcDqKernel> g_dq_kernel{SlcDqKernel::automatic};
+bool fused_dq_path(const NsaBackwardParams& p) {
+  return g_dq_kernel.load() == SlcDqKernel::automatic && slc_wgmma_path(p) && p.geo.slc_block <= kWgKeys &&
+         p.n_indices > 0;
+}
+
 template <class Kernel>
 Status allow_smem(Kernel kernel, size_t bytes) {
   return {cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
@@ -871,6 +997,7 @@ struct SlcBackwardLayout {
   int *n_chunks = nullptr, *item_start = nullptr, *n_slots = nullptr, *slot_start = nullptr;
   int2* items = nullptr;
   float* partial = nullptr;
+  bf16_t* dq_part = nullptr;  // fused_dq_path: [B, T, Hkv, n_indices, G, Dk]
   int64_t chunk_entries = 0, max_items = 0;
   size_t bytes = 0;
 };
@@ -899,6 +1026,7 @@ SlcBackwardLayout slc_backward_layout(const NsaBackwardParams& p) {
     l.slot_start = c.take<int>(lists1);
     l.items = c.take<int2>(static_cast<size_t>(l.max_items));
     l.partial = c.take<float>(static_cast<size_t>(max_slots * p.geo.slc_block * (p.sz.dim_k + p.sz.dim_v)));
+    if (fused_dq_path(p)) l.dq_part = c.take<bf16_t>(rows * static_cast<size_t>(p.n_indices * p.sz.dim_k));
   } else {
     l.delta64 = c.take<double>(rows);
   }
@@ -911,6 +1039,8 @@ SlcBackwardLayout slc_backward_layout(const NsaBackwardParams& p) {
 
 namespace nsa::kernels {
 using namespace nsa_impl;
+
+void set_slc_dq_kernel(SlcDqKernel choice) { g_dq_kernel.store(choice); }
 
 Status launch_nsa_slc_forward(const NsaSlcForwardParams& p, cudaStream_t stream) {
   if (!tensor_core_path(p.dtype, p.sz, p.geo, {p.q, p.k, p.v, p.out})) return simt_slc_forward(p, stream);
@@ -982,29 +1112,48 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     const auto* lse = static_cast<const float*>(p.lse);
     auto* dk = static_cast<bf16_t*>(p.dk);
     auto* dv = static_cast<bf16_t*>(p.dv);
-    const bool ok = dispatch_index(p.index_type, [&]<class I>() {
-      // D <= 128: two stages (Q and dO parked in the second until they are in registers) and three programs
-      // per SM (168 registers, 24 bytes spilled). Same-run H100 at 64k: three stages and two programs per SM
-      // 46.6 ms for the branch's backward, this 42.2 ms. Head dim 192 keeps three stages, two programs.
-      constexpr int kStg = DK > 128 ? 3 : 2, kCtas = DK > 128 ? 2 : 3;
-      auto kernel = slc_query_kernel<DK, DV, true, I, kStg, kCtas>;
-      const size_t bytes = QuerySmem<DK, DV, true, kStg>::bytes(max_subs);
-      if (st = allow_smem(kernel, bytes); !st.ok()) return;
-      const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
-      kernel<<<grid, kThreads, bytes, stream>>>(q, k, v, static_cast<const I*>(p.indices), p.n_indices, dout,
-                                                lse, ws.delta, static_cast<bf16_t*>(p.dq), nullptr, p.sz,
-                                                p.geo, scale_log2, scale, max_subs, nullptr);
-      st = last_launch();
-    });
+    const bool fused = DK == DV && fused_dq_path(p);  // dQ from the dK/dV kernel's partials
+    const bool ok =
+        fused || dispatch_index(p.index_type, [&]<class I>() {
+          // D <= 128: two stages (Q and dO parked in the second until they are in registers) and three
+          // programs per SM (168 registers, 24 bytes spilled). Same-run H100 at 64k: three stages and two
+          // programs per SM 46.6 ms for the branch's backward, this 42.2 ms. Head dim 192 keeps three stages,
+          // two programs.
+          constexpr int kStg = DK > 128 ? 3 : 2, kCtas = DK > 128 ? 2 : 3;
+          auto kernel = slc_query_kernel<DK, DV, true, I, kStg, kCtas>;
+          const size_t bytes = QuerySmem<DK, DV, true, kStg>::bytes(max_subs);
+          if (st = allow_smem(kernel, bytes); !st.ok()) return;
+          const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
+          kernel<<<grid, kThreads, bytes, stream>>>(q, k, v, static_cast<const I*>(p.indices), p.n_indices,
+                                                    dout, lse, ws.delta, static_cast<bf16_t*>(p.dq), nullptr,
+                                                    p.sz, p.geo, scale_log2, scale, max_subs, nullptr);
+          st = last_launch();
+        });
     if (!ok) st = invalid("NSA block indices must be i32 or i64");
     if (!st.ok()) return;
     bool launched = false;
     if constexpr (DK == DV) {
-      if (slc_wgmma_path(p)) {
-        auto kernel = slc_dkdv_wgmma_kernel<DK>;
-        if (st = allow_smem(kernel, WgKvSmem<DK>::kBytes); !st.ok()) return;
-        kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK>::kBytes, stream>>>(
-            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
+      if (fused) {
+        dispatch_index(p.index_type, [&]<class I>() {
+          auto kernel = slc_dkdv_wgmma_kernel<DK, true, I>;
+          if (st = allow_smem(kernel, WgKvSmem<DK, true>::kBytes); !st.ok()) return;
+          kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, true>::kBytes, stream>>>(
+              dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, static_cast<const I*>(p.indices), p.n_indices,
+              ws.dq_part, p.sz, p.geo, scale_log2, scale, plan);
+          if (st = last_launch(); !st.ok()) return;
+          slc_dq_reduce_kernel<DK, I><<<static_cast<unsigned>(p.sz.batch * p.sz.seq * p.sz.heads_kv), 128,
+                                        sizeof(int) * static_cast<size_t>(p.n_indices), stream>>>(
+              ws.dq_part, static_cast<const I*>(p.indices), static_cast<bf16_t*>(p.dq), p.sz, p.geo,
+              p.n_indices, scale);
+        });
+        if (!st.ok()) return;
+        launched = true;
+      } else if (slc_wgmma_path(p)) {
+        auto kernel = slc_dkdv_wgmma_kernel<DK, false, int>;
+        if (st = allow_smem(kernel, WgKvSmem<DK, false>::kBytes); !st.ok()) return;
+        kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, false>::kBytes, stream>>>(
+            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, nullptr, 0, nullptr, p.sz, p.geo, scale_log2,
+            scale, plan);
         launched = true;
       }
     }

@@ -23,6 +23,8 @@
 
 #include "core/allocator.h"
 #include "core/cuda_api.h"
+#include "kernels/attention/flash_attention.h"
+#include "kernels/nsa/nsa.h"
 #include "ops/ops.h"
 #include "tests/bench/bench_timer.h"
 
@@ -209,7 +211,17 @@ int main(int argc, char** argv) {
             backward(nsa_selected_attention(lq, lk, lv, indices, cfg), dout);
           },
           reps);
-      rows.push_back({"selected attention", f_slc, f, fb});
+      rows.push_back({"selected attention (dQ from the dK/dV kernel on sm_90a)", f_slc, f, fb});
+      // The same branch with the query-side dQ kernel, for comparison (not part of the NSA total).
+      kernels::set_slc_dq_kernel(kernels::SlcDqKernel::query_side);
+      const double fb_query = time_ms(
+          [&] {
+            for (Tensor* t : {&lq, &lk, &lv}) t->set_grad(Tensor());
+            backward(nsa_selected_attention(lq, lk, lv, indices, cfg), dout);
+          },
+          reps);
+      kernels::set_slc_dq_kernel(kernels::SlcDqKernel::automatic);
+      rows.push_back({"  (selected, query-side dQ kernel)", f_slc, f, fb_query});
     }
     {
       const double f = fwd_only([&] { Tensor o = attention(q, k_win, v_win, scale, cfg.window); });
@@ -220,7 +232,18 @@ int main(int argc, char** argv) {
             backward(attention(lq, lk, lv, scale, cfg.window), dout);
           },
           reps);
-      rows.push_back({"sliding window (flash)", f_win, f, fb});
+      rows.push_back({"sliding window (group-row wgmma on sm_90a)", f_win, f, fb});
+      // The same branch on the mma.sync flash kernels, for comparison (not part of the NSA total).
+      kernels::set_flash_kernel(kernels::FlashKernel::mma_sync);
+      const double f_old = fwd_only([&] { Tensor o = attention(q, k_win, v_win, scale, cfg.window); });
+      const double fb_old = time_ms(
+          [&] {
+            for (Tensor* t : {&lq, &lk, &lv}) t->set_grad(Tensor());
+            backward(attention(lq, lk, lv, scale, cfg.window), dout);
+          },
+          reps);
+      kernels::set_flash_kernel(kernels::FlashKernel::automatic);
+      rows.push_back({"  (window on the mma.sync flash kernels)", f_win, f_old, fb_old});
     }
     // The gate alone (eq. 5): the fused op against the generic ops it replaced, and the bandwidth it reaches
     // next to a device-to-device copy (the forward moves 4 rows per (t, h), the backward 7).

@@ -22,6 +22,9 @@
 
 #include "ops/backend.h"  // check_device_errors
 #include "test_util.h"
+#ifdef NSA_WITH_CUDA
+#include "kernels/nsa/nsa.h"  // set_slc_dq_kernel
+#endif
 
 namespace nsa::test {
 namespace {
@@ -31,6 +34,9 @@ struct Geometry {
 };
 constexpr Geometry kSmall{8, 4, 16, 3, 1, 1, 16};
 constexpr Geometry kPaper{32, 16, 64, 16, 1, 2, 512};
+// Selection blocks of 128 keys: two 64-key passes in the wgmma dK/dV kernel, so the selected branch's dQ
+// comes from the query-side kernel instead of the dK/dV kernel's partials (one-pass blocks).
+constexpr Geometry kLongBlocks{32, 16, 128, 5, 1, 1, 128};
 
 NsaConfig config_of(const Geometry& g) {
   NsaConfig cfg;
@@ -52,9 +58,9 @@ struct Case {
 std::string name_of(const Case& c, DType dtype) {
   char buf[160];
   std::snprintf(buf, sizeof(buf), "%s %s T=%ld B=%ld Hq=%ld Hkv=%ld D=%ld/%ld", dtype_name(dtype),
-                c.geo.lp == 64 ? "paper" : "small", static_cast<long>(c.seq), static_cast<long>(c.batch),
-                static_cast<long>(c.heads_q), static_cast<long>(c.heads_kv), static_cast<long>(c.dim_k),
-                static_cast<long>(c.dim_v));
+                c.geo.lp == 64 ? "paper" : (c.geo.lp == 128 ? "l'=128" : "small"), static_cast<long>(c.seq),
+                static_cast<long>(c.batch), static_cast<long>(c.heads_q), static_cast<long>(c.heads_kv),
+                static_cast<long>(c.dim_k), static_cast<long>(c.dim_v));
   return buf;
 }
 
@@ -303,14 +309,25 @@ void check_selected(const Case& c, DType dtype, uint64_t seed, DType index_type)
     return run_selected(on_gpu(q, dtype), on_gpu(k, dtype), on_gpu(v, dtype), to(idx, Device::cuda()),
                         on_gpu(dout, dtype), cfg);
   };
-  const Grads gpu = run_gpu();
-  expect_close(name, "out", gpu.out, ref.out, dtype);
-  expect_close(name, "dq", gpu.grads[0], ref.grads[0], dtype);
-  expect_close(name, "dk", gpu.grads[1], ref.grads[1], dtype);
-  expect_close(name, "dv", gpu.grads[2], ref.grads[2], dtype);
-  const Grads again = run_gpu();
-  for (size_t i = 0; i < 3; ++i)
-    EXPECT_TRUE(equal_values(gpu.grads[i], again.grads[i])) << name << " grad " << i;
+  // dQ from the Hopper dK/dV kernel's partials where it applies ("auto"), and from the query-side kernel.
+  for (const bool query_side : {false, true}) {
+#ifdef NSA_WITH_CUDA
+    kernels::set_slc_dq_kernel(query_side ? kernels::SlcDqKernel::query_side
+                                          : kernels::SlcDqKernel::automatic);
+#endif
+    const std::string run = name + (query_side ? " dq:query" : " dq:auto");
+    const Grads gpu = run_gpu();
+    expect_close(run, "out", gpu.out, ref.out, dtype);
+    expect_close(run, "dq", gpu.grads[0], ref.grads[0], dtype);
+    expect_close(run, "dk", gpu.grads[1], ref.grads[1], dtype);
+    expect_close(run, "dv", gpu.grads[2], ref.grads[2], dtype);
+    const Grads again = run_gpu();
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_TRUE(equal_values(gpu.grads[i], again.grads[i])) << run << " grad " << i;
+  }
+#ifdef NSA_WITH_CUDA
+  kernels::set_slc_dq_kernel(kernels::SlcDqKernel::automatic);
+#endif
   check_device_errors(Device::cuda());
 }
 
@@ -362,6 +379,10 @@ TEST_P(NsaCuda, SelectedAttention) {
   uint64_t seed = 300;
   for (const Case& c : cases()) check_selected(c, GetParam(), seed++, DType::i32);
   check_selected({kSmall, 2, 130, 4, 2, 64, 64}, GetParam(), seed++, DType::i64);
+  check_selected({kPaper, 1, 1500, 16, 1, 128, 128}, GetParam(), seed++, DType::i32);  // the benchmark's G
+  check_selected({kPaper, 1, 1100, 16, 1, 128, 128}, GetParam(), seed++, DType::i64);
+  check_selected({kLongBlocks, 1, 700, 8, 2, 128, 128}, GetParam(), seed++, DType::i32);
+  check_selected({kLongBlocks, 2, 333, 4, 1, 64, 64}, GetParam(), seed++, DType::i32);
   for (const Case& c : wide_cases()) check_selected(c, GetParam(), seed++, DType::i32);
 }
 
