@@ -33,7 +33,8 @@ Status row_delta(const NsaBackwardParams& p, D* delta, cudaStream_t stream);
 // Inverse index of a selection: for each list x = j·(B·Hkv) + b·Hkv + g (selection block j of batch b and
 // KV head g), the tokens t that selected j and see at least one of its tokens (j·slc_block <= t), as sorted
 // keys x·T + t: list x is sorted[row_start[x] .. row_start[x + 1]), in increasing t. Deterministic (integer
-// counts, radix sort). Out-of-range indices set kIndexOutOfRange in p.error_flag and are skipped.
+// counts, radix sort). Out-of-range indices set kIndexOutOfRange in p.error_flag and are skipped. With
+// with_slots the sort also carries each entry's slot s (its position in the token's selection) into slots[].
 struct InverseIndex {
   int64_t lists = 0;           // X = ceil(T / slc_block) · B · Hkv
   int64_t entries = 0;         // upper bound: B · T · Hkv · n_indices
@@ -43,9 +44,12 @@ struct InverseIndex {
   uint64_t* sorted = nullptr;  // [entries]
   void* temp = nullptr;        // cub scratch
   size_t temp_bytes = 0;
+  bool with_slots = false;
+  int* slot_keys = nullptr;  // [entries] (with_slots)
+  int* slots = nullptr;      // [entries], in the order of sorted (with_slots)
 };
 // Sizes the index (pointers left null) for p.
-InverseIndex inverse_index_layout(const NsaBackwardParams& p);
+InverseIndex inverse_index_layout(const NsaBackwardParams& p, bool with_slots = false);
 Status build_inverse_index(const NsaBackwardParams& p, const InverseIndex& ix, cudaStream_t stream);
 
 }  // namespace nsa::kernels::nsa_impl

@@ -18,8 +18,8 @@ constexpr uint64_t kNoKey = ~uint64_t{0};
 
 template <class I>
 __global__ void inverse_keys_kernel(const I* __restrict__ indices, uint64_t* __restrict__ keys,
-                                    int* __restrict__ counts, NsaSizes sz, int64_t n, int64_t n_slc,
-                                    int64_t slc_block, unsigned* flag) {
+                                    int* __restrict__ counts, int* __restrict__ slot_keys, NsaSizes sz,
+                                    int64_t n, int64_t n_slc, int64_t slc_block, unsigned* flag) {
   const int64_t total = sz.batch * sz.seq * sz.heads_kv * n;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -35,6 +35,7 @@ __global__ void inverse_keys_kernel(const I* __restrict__ indices, uint64_t* __r
       atomicAdd(counts + x, 1);
     }
     keys[e] = key;
+    if (slot_keys) slot_keys[e] = static_cast<int>(e % n);
   }
 }
 
@@ -49,14 +50,22 @@ int sort_end_bit(int64_t lists, int64_t seq) {
 
 }  // namespace
 
-InverseIndex inverse_index_layout(const NsaBackwardParams& p) {
+InverseIndex inverse_index_layout(const NsaBackwardParams& p, bool with_slots) {
   InverseIndex ix;
+  ix.with_slots = with_slots;
   ix.lists = ceil_div(p.sz.seq, p.geo.slc_block) * p.sz.batch * p.sz.heads_kv;
   ix.entries = p.sz.batch * p.sz.seq * p.sz.heads_kv * p.n_indices;
   size_t sort_bytes = 0, scan_bytes = 0;
-  cub::DeviceRadixSort::SortKeys(nullptr, sort_bytes, static_cast<const uint64_t*>(nullptr),
-                                 static_cast<uint64_t*>(nullptr), ix.entries, 0,
-                                 sort_end_bit(ix.lists, p.sz.seq));
+  if (with_slots) {
+    cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, static_cast<const uint64_t*>(nullptr),
+                                    static_cast<uint64_t*>(nullptr), static_cast<const int*>(nullptr),
+                                    static_cast<int*>(nullptr), ix.entries, 0,
+                                    sort_end_bit(ix.lists, p.sz.seq));
+  } else {
+    cub::DeviceRadixSort::SortKeys(nullptr, sort_bytes, static_cast<const uint64_t*>(nullptr),
+                                   static_cast<uint64_t*>(nullptr), ix.entries, 0,
+                                   sort_end_bit(ix.lists, p.sz.seq));
+  }
   cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, static_cast<const int*>(nullptr),
                                 static_cast<int*>(nullptr), ix.lists + 1);
   ix.temp_bytes = sort_bytes > scan_bytes ? sort_bytes : scan_bytes;
@@ -71,14 +80,17 @@ Status build_inverse_index(const NsaBackwardParams& p, const InverseIndex& ix, c
     const unsigned grid = grid_for(ix.entries, 256);
     const bool ok = dispatch_index(p.index_type, [&]<class I>() {
       inverse_keys_kernel<I><<<grid, 256, 0, stream>>>(static_cast<const I*>(p.indices), ix.keys, ix.counts,
-                                                       p.sz, p.n_indices, n_slc, p.geo.slc_block,
-                                                       p.error_flag);
+                                                       ix.with_slots ? ix.slot_keys : nullptr, p.sz,
+                                                       p.n_indices, n_slc, p.geo.slc_block, p.error_flag);
     });
     if (!ok) return invalid("NSA block indices must be i32 or i64");
     if (Status s = last_launch(); !s.ok()) return s;
     size_t temp = ix.temp_bytes;
-    e = cub::DeviceRadixSort::SortKeys(ix.temp, temp, ix.keys, ix.sorted, ix.entries, 0,
-                                       sort_end_bit(ix.lists, p.sz.seq), stream);
+    e = ix.with_slots
+            ? cub::DeviceRadixSort::SortPairs(ix.temp, temp, ix.keys, ix.sorted, ix.slot_keys, ix.slots,
+                                              ix.entries, 0, sort_end_bit(ix.lists, p.sz.seq), stream)
+            : cub::DeviceRadixSort::SortKeys(ix.temp, temp, ix.keys, ix.sorted, ix.entries, 0,
+                                             sort_end_bit(ix.lists, p.sz.seq), stream);
     if (e != cudaSuccess) return {e, nullptr};
   }
   size_t temp = ix.temp_bytes;

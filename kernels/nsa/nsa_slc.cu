@@ -364,6 +364,7 @@ struct KvSmem {
 struct SlcItems {
   const int* row_start;    // [X + 1] (inverse index)
   const uint64_t* sorted;  // inverse index keys
+  const int* slots;        // each key's slot in its token's selection (dQ partials only, else null)
   const int* n_chunks;     // [X + 1]
   const int* item_start;   // [X + 1]
   const int* slot_start;   // [X + 1]
@@ -596,9 +597,8 @@ __global__ void slc_reduce_kernel(const float* __restrict__ partial, bf16_t* __r
 }
 
 // dQ from the dK/dV kernel's partials: dq[b, t, g·G + h] = scale · Σ_s dq_part[b, t, g, s, h] over the slots
-// s that kernel wrote, in slot order (deterministic): a block index in range, visible (j·l' <= t, the inverse
-// index's rule) and not named by an earlier slot. One program per (b, t, g), one 16-byte column chunk of the
-// group's G·D outputs per thread step.
+// s the inverse index holds (a block index in range and visible, j·l' <= t), in slot order (deterministic).
+// One program per (b, t, g), one 16-byte column chunk of the group's G·D outputs per thread step.
 template <int D, class I>
 __global__ void slc_dq_reduce_kernel(const bf16_t* __restrict__ dq_part, const I* __restrict__ indices,
                                      bf16_t* __restrict__ dq, NsaSizes sz, NsaGeometry geo, int64_t n_idx,
@@ -613,9 +613,7 @@ __global__ void slc_dq_reduce_kernel(const bf16_t* __restrict__ dq_part, const I
     int n = 0;
     for (int64_t sl = 0; sl < n_idx; ++sl) {
       const int64_t j = static_cast<int64_t>(sel[sl]);
-      bool take = j >= 0 && j < n_slc && j * geo.slc_block <= t;
-      for (int64_t e = 0; take && e < sl; ++e) take = static_cast<int64_t>(sel[e]) != j;
-      if (take) slots[n++] = static_cast<int>(sl);
+      if (j >= 0 && j < n_slc && j * geo.slc_block <= t) slots[n++] = static_cast<int>(sl);
     }
     n_slots = n;
   }
@@ -676,17 +674,18 @@ struct WgKvSmem {
 }
 
 // DQ: also the dQ partials of the stage's rows, dQ_part = dS·K over this pass's keys (A = dSᵀ written to
-// shared memory as bf16 and read MN-major, B = the K tile read MN-major), stored in bf16 at slot s of the
-// token's selection (the first s with indices[b, t, g, s] = j) in dq_part [B, T, Hkv, n_idx, G, D]; a reduce
-// kernel adds a token's slots in slot order. Only for selection blocks of at most kWgKeys keys (one pass).
-template <int D, bool DQ, class I>
+// shared memory as bf16 and read MN-major, B = the K tile read MN-major), stored in bf16 at the entry's slot
+// s (the inverse index carries it) in dq_part [B, T, Hkv, n_idx, G, D], through the stage's Q tile so that
+// each token's G rows go out as one contiguous run; a reduce kernel adds a token's slots in slot order. Only
+// for selection blocks of at most kWgKeys keys (one pass).
+template <int D, bool DQ>
 __global__ void __launch_bounds__(kThreads, 2)
     slc_dkdv_wgmma_kernel(const bf16_t* __restrict__ dout, const bf16_t* __restrict__ q,
                           const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                           const float* __restrict__ lse, const float* __restrict__ delta,
                           bf16_t* __restrict__ dk, bf16_t* __restrict__ dv, float* __restrict__ partial,
-                          const I* __restrict__ indices, int64_t n_idx, bf16_t* __restrict__ dq_part,
-                          NsaSizes sz, NsaGeometry geo, float scale_log2, float scale, SlcItems plan) {
+                          int64_t n_idx, bf16_t* __restrict__ dq_part, NsaSizes sz, NsaGeometry geo,
+                          float scale_log2, float scale, SlcItems plan) {
 #ifdef NSA_WGMMA_DEVICE
   using S = WgKvSmem<D, DQ>;
   if (blockIdx.x >= plan.item_start[plan.lists]) return;
@@ -721,14 +720,11 @@ __global__ void __launch_bounds__(kThreads, 2)
     const uint32_t r = static_cast<uint32_t>(step * kWgRows) + static_cast<uint32_t>(tid);
     return r < rows ? static_cast<int>(list[r / ugroup] - key_base) : -1;
   };
-  // DQ: the first slot of token t's selection that names this block (the reduce adds exactly those).
-  auto find_slot = [&](int t) -> int {
-    if (!DQ || t < 0) return -1;
-    const I* sel = indices + ((b * sz.seq + t) * sz.heads_kv + g) * n_idx;
-    int slot = -1;
-    for (int sl = static_cast<int>(n_idx) - 1; sl >= 0; --sl)
-      if (static_cast<int64_t>(sel[sl]) == j) slot = sl;
-    return slot;
+  // DQ: the slot of that row's entry in its token's selection.
+  const int* list_slots = DQ ? plan.slots + e_lo : nullptr;
+  auto fetch_slot = [&](int64_t step) -> int {
+    const uint32_t r = static_cast<uint32_t>(step * kWgRows) + static_cast<uint32_t>(tid);
+    return DQ && r < rows ? list_slots[r / ugroup] : -1;
   };
   // Q and dO rows of a stage (each thread one 16-byte column chunk of every kRowStep-th row, so its
   // destination advances by a constant), and their lse and delta.
@@ -797,9 +793,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (tid < kWgRows) {
 #pragma unroll
       for (int i = 0; i < 3; ++i) {
-        const int t = fetch_token(i);
-        st_token[i * kWgRows + tid] = t;
-        if (DQ) st_slot[i * kWgRows + tid] = find_slot(t);
+        st_token[i * kWgRows + tid] = fetch_token(i);
+        if (DQ) st_slot[i * kWgRows + tid] = fetch_slot(i);
       }
     }
     __syncthreads();
@@ -819,7 +814,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       cp_async_commit();
       if (step + 2 < n_steps) prefetch_stage(step + 2);
       const int fetched = tid < kWgRows && step + 3 < n_steps ? fetch_token(step + 3) : -1;
-      const int fetched_slot = find_slot(fetched);
+      const int fetched_slot = tid < kWgRows && step + 3 < n_steps ? fetch_slot(step + 3) : -1;
       cp_async_wait<1>();
       fence_proxy_async();
       __syncthreads();
@@ -875,8 +870,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kWgRows, kk), 1);
       wg_commit();
       if constexpr (DQ) {
-        // dSᵀ (keys × rows) into its swizzled tile while the products run: dsa[kk] holds columns 16kk ..
-        // 16kk + 15 of this lane's two key rows, in 4-byte pairs.
+        // dSᵀ (keys × rows) into its swizzled tile while the products run, the A operand of dQ = dS·K:
+        // dsa[kk] holds columns 16kk .. 16kk + 15 of this lane's two key rows, in 4-byte pairs.
         const int row_a = warp * 16 + (lane >> 2), pair = (lane & 3) * 4;
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
@@ -896,6 +891,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       }
       wg_wait<0>();
       if constexpr (DQ) {
+        // After dV and dK, so that Pᵀ and dSᵀ leave the registers before dQ's accumulators arrive.
         __syncthreads();  // every warp's part of dSᵀ is written
         float dq[D / 2];
         wg_fence();
@@ -905,20 +901,31 @@ __global__ void __launch_bounds__(kThreads, 2)
         wg_commit();
         wg_wait<0>();
         wg_hold(dq);
-        const int* tok = token_st;
-        const int* slt = st_slot + (step % kTokenRing) * kWgRows;
-        const uint32_t r0 = static_cast<uint32_t>(step * kWgRows);
+        // The rows to bf16 in the stage's Q tile (free now: the products are done, and the next load into
+        // this stage comes after the barrier that ends the step), 16-byte chunks rotated by row against bank
+        // conflicts, then each token's G rows (contiguous in dq_part) out in 16-byte pieces.
+        constexpr int kRowChunks = D / 8;
+        unsigned char* staging = stages + buf * S::kStage;
         const int col = (lane & 3) * 2;
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int row = warp * 16 + (lane >> 2) + 8 * half, t = tok[row], sl = slt[row];
-          if (t < 0 || sl < 0) continue;
+          const int row = warp * 16 + (lane >> 2) + 8 * half;
+#pragma unroll
+          for (int nt = 0; nt < kRowChunks; ++nt)
+            *reinterpret_cast<__nv_bfloat162*>(staging + row * (D * 2) + ((nt ^ (row & 7)) << 4) + col * 2) =
+                __floats2bfloat162_rn(dq[4 * nt + 2 * half], dq[4 * nt + 2 * half + 1]);
+        }
+        __syncthreads();
+        const int* tok = token_st;
+        const int* slt = st_slot + (step % kTokenRing) * kWgRows;
+        const uint32_t r0 = static_cast<uint32_t>(step * kWgRows);
+        for (int i = tid; i < kWgRows * kRowChunks; i += kThreads) {
+          const int row = i / kRowChunks, ch = i % kRowChunks, t = tok[row], sl = slt[row];
+          if (t < 0) continue;
           const int64_t head = (r0 + row) % ugroup;
           bf16_t* dst = dq_part + ((((b * sz.seq + t) * sz.heads_kv + g) * n_idx + sl) * group + head) * D;
-#pragma unroll
-          for (int nt = 0; nt < D / 8; ++nt)
-            *reinterpret_cast<__nv_bfloat162*>(dst + nt * 8 + col) =
-                __floats2bfloat162_rn(dq[4 * nt + 2 * half], dq[4 * nt + 2 * half + 1]);
+          *reinterpret_cast<uint4*>(dst + ch * 8) =
+              *reinterpret_cast<const uint4*>(staging + row * (D * 2) + ((ch ^ (row & 7)) << 4));
         }
       }
       __syncthreads();
@@ -1005,7 +1012,7 @@ struct SlcBackwardLayout {
 SlcBackwardLayout slc_backward_layout(const NsaBackwardParams& p) {
   Carver c{static_cast<char*>(p.workspace)};
   SlcBackwardLayout l;
-  l.ix = inverse_index_layout(p);
+  l.ix = inverse_index_layout(p, fused_dq_path(p));
   const size_t rows = static_cast<size_t>(p.sz.batch * p.sz.seq * p.sz.heads_q);
   const size_t lists1 = static_cast<size_t>(l.ix.lists + 1);
   l.ix.counts = c.take<int>(lists1);
@@ -1013,6 +1020,10 @@ SlcBackwardLayout slc_backward_layout(const NsaBackwardParams& p) {
   l.ix.keys = c.take<uint64_t>(static_cast<size_t>(l.ix.entries));
   l.ix.sorted = c.take<uint64_t>(static_cast<size_t>(l.ix.entries));
   l.ix.temp = c.take<char>(l.ix.temp_bytes);
+  if (l.ix.with_slots) {
+    l.ix.slot_keys = c.take<int>(static_cast<size_t>(l.ix.entries));
+    l.ix.slots = c.take<int>(static_cast<size_t>(l.ix.entries));
+  }
   if (tensor_core_path(p)) {
     const int64_t group = p.sz.heads_q / p.sz.heads_kv;
     // Chunks of at least 256 rows; about 1024 chunks over the whole backward when the lists are long.
@@ -1098,7 +1109,7 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
   if (e != cudaSuccess) return {e, nullptr};
   slc_items_kernel<<<grid_for(lists, 256), 256, 0, stream>>>(ws.n_chunks, ws.item_start, ws.items, lists);
   if (Status s = last_launch(); !s.ok()) return s;
-  const SlcItems plan{ws.ix.row_start, ws.ix.sorted, ws.n_chunks, ws.item_start,
+  const SlcItems plan{ws.ix.row_start, ws.ix.sorted, ws.ix.slots, ws.n_chunks,     ws.item_start,
                       ws.slot_start,   ws.items,     lists,       ws.chunk_entries};
 
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
@@ -1134,26 +1145,25 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     bool launched = false;
     if constexpr (DK == DV) {
       if (fused) {
+        auto kernel = slc_dkdv_wgmma_kernel<DK, true>;
+        if (st = allow_smem(kernel, WgKvSmem<DK, true>::kBytes); !st.ok()) return;
+        kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, true>::kBytes, stream>>>(
+            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.n_indices, ws.dq_part, p.sz, p.geo,
+            scale_log2, scale, plan);
+        if (st = last_launch(); !st.ok()) return;
         dispatch_index(p.index_type, [&]<class I>() {
-          auto kernel = slc_dkdv_wgmma_kernel<DK, true, I>;
-          if (st = allow_smem(kernel, WgKvSmem<DK, true>::kBytes); !st.ok()) return;
-          kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, true>::kBytes, stream>>>(
-              dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, static_cast<const I*>(p.indices), p.n_indices,
-              ws.dq_part, p.sz, p.geo, scale_log2, scale, plan);
-          if (st = last_launch(); !st.ok()) return;
           slc_dq_reduce_kernel<DK, I><<<static_cast<unsigned>(p.sz.batch * p.sz.seq * p.sz.heads_kv), 128,
                                         sizeof(int) * static_cast<size_t>(p.n_indices), stream>>>(
               ws.dq_part, static_cast<const I*>(p.indices), static_cast<bf16_t*>(p.dq), p.sz, p.geo,
               p.n_indices, scale);
         });
-        if (!st.ok()) return;
         launched = true;
       } else if (slc_wgmma_path(p)) {
-        auto kernel = slc_dkdv_wgmma_kernel<DK, false, int>;
+        auto kernel = slc_dkdv_wgmma_kernel<DK, false>;
         if (st = allow_smem(kernel, WgKvSmem<DK, false>::kBytes); !st.ok()) return;
         kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, false>::kBytes, stream>>>(
-            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, nullptr, 0, nullptr, p.sz, p.geo, scale_log2,
-            scale, plan);
+            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, 0, nullptr, p.sz, p.geo, scale_log2, scale,
+            plan);
         launched = true;
       }
     }
