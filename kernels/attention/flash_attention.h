@@ -40,6 +40,10 @@ struct FlashBackwardParams {
   const void *q = nullptr, *k = nullptr, *v = nullptr, *out = nullptr, *dout = nullptr;
   const float* lse = nullptr;
   float* delta = nullptr;
+  // delta_ready: `delta` already holds rowsum(dout ∘ out) (a caller that had it; the kernel skips it).
+  // accumulate_dq: dq += instead of dq = (only where flash_backward_accumulates holds).
+  bool delta_ready = false;
+  bool accumulate_dq = false;
   void *dq = nullptr, *dk = nullptr, *dv = nullptr;
   BthStrides q_strides, k_strides, v_strides, out_strides, dout_strides, dq_strides, dk_strides, dv_strides;
 };
@@ -60,5 +64,6 @@ FlashKernel flash_kernel();
 
 Status launch_flash_attention_forward(const FlashForwardParams& p, cudaStream_t stream);
 Status launch_flash_attention_backward(const FlashBackwardParams& p, cudaStream_t stream);
+bool flash_backward_accumulates(const FlashBackwardParams& p);
 
 }  // namespace nsa::kernels

@@ -394,7 +394,7 @@ Status allow_smem(Kernel kernel, size_t bytes) {
 template <int D, int kHeads>
 Status launch_backward(const FlashBackwardParams& p, int window, cudaStream_t stream) {
   const FlashAttentionShape& z = p.shape;
-  {
+  if (!p.delta_ready) {
     constexpr int kThreads = 256;
     const int64_t threads = z.batch * z.seq * z.heads_q * (D / 8);
     flash_delta_kernel<D>
@@ -422,6 +422,10 @@ Status launch_backward(const FlashBackwardParams& p, int window, cudaStream_t st
 
 }  // namespace
 
+bool flash_backward_accumulates(const FlashBackwardParams& p) {
+  return flash_kernel() == FlashKernel::automatic && group_attention_ok(p);
+}
+
 Status launch_flash_attention_backward(const FlashBackwardParams& p, cudaStream_t stream) {
   if (const char* err = flash_shape_error(p.shape)) return invalid(err);
   const std::pair<const void*, const BthStrides*> operands[] = {
@@ -432,6 +436,8 @@ Status launch_flash_attention_backward(const FlashBackwardParams& p, cudaStream_
       return invalid("flash_attention_backward: operands must be 16-byte aligned with strides multiple of 8");
   if (p.lse == nullptr || p.delta == nullptr)
     return invalid("flash_attention_backward: lse and delta needed");
+  if (p.accumulate_dq && !flash_backward_accumulates(p))
+    return invalid("flash_attention_backward: accumulate_dq needs the group-row wgmma path");
   const int window = flash_window(p.shape);
   const bool pairs = (p.shape.heads_q / p.shape.heads_kv) % 2 == 0;
   if (p.shape.head_dim == 64)

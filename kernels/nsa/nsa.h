@@ -55,6 +55,12 @@ struct NsaBackwardParams {
   int64_t n_indices = 0;
   unsigned* error_flag = nullptr;  // kIndexOutOfRange when an index is outside [−1, ceil(T / slc_block))
   void* workspace = nullptr;
+  // From a caller that holds more than this branch (nsa_attention's backward): rowsum(dout ∘ out), f32
+  // [B, Hq, T], already computed (the bf16 tensor-core paths use it, the others compute their own); and dq
+  // accumulated into rather than overwritten, on the paths nsa_*_backward_accumulates names (the caller
+  // adds the others itself).
+  const float* delta_in = nullptr;
+  bool accumulate_dq = false;
 };
 
 // Selection: indices i32 [B, T, Hkv, top_n] from q, kc [B, Nc, Hkv, Dk] and the compressed lse.
@@ -88,6 +94,10 @@ struct NsaSlcForwardParams {
 // Process-wide; set it before the workspace is sized, not while another thread launches NSA.
 enum class SlcDqKernel { automatic, query_side };
 void set_slc_dq_kernel(SlcDqKernel choice);
+// The rows of one KV head (T·G) from which the Hopper backward of the compressed branch and of the
+// causal / window attention runs two warpgroups per program (nsa_cmp.cu); negative: the default (2^19). For
+// tests that cover both variants at small sizes. Process-wide, as set_slc_dq_kernel.
+void set_wide_backward_rows(int64_t rows);
 
 size_t nsa_cmp_backward_workspace(const NsaBackwardParams& p);
 size_t nsa_slc_backward_workspace(const NsaBackwardParams& p);
@@ -95,6 +105,8 @@ size_t nsa_select_workspace(const NsaSelectParams& p);
 
 Status launch_nsa_cmp_forward(const NsaCmpForwardParams& p, cudaStream_t stream);
 Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream);
+bool nsa_cmp_backward_accumulates(const NsaBackwardParams& p);
+bool nsa_slc_backward_accumulates(const NsaBackwardParams& p);
 Status launch_nsa_select(const NsaSelectParams& p, cudaStream_t stream);
 Status launch_nsa_slc_forward(const NsaSlcForwardParams& p, cudaStream_t stream);
 Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream);

@@ -821,7 +821,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
                         const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                         const float* __restrict__ lse, const float* __restrict__ delta,
                         bf16_t* __restrict__ dq, NsaSizes sz, KeyVisibility vis, float scale_log2,
-                        float scale) {
+                        float scale, bool accumulate) {
 #ifdef NSA_WGMMA_DEVICE
   using S = WgDqSmem<D, WGS, STAGES>;
   constexpr int kThr = S::kThreads;
@@ -912,9 +912,16 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     if (r >= rows) return;
     bf16_t* row = dq + gr.offset(r, D);
 #pragma unroll
-    for (int nt = 0; nt < D / 8; ++nt)
-      *reinterpret_cast<__nv_bfloat162*>(row + nt * 8 + (lane & 3) * 2) =
-          __floats2bfloat162_rn(acc[4 * nt + 2 * half] * scale, acc[4 * nt + 2 * half + 1] * scale);
+    for (int nt = 0; nt < D / 8; ++nt) {
+      auto* at = reinterpret_cast<__nv_bfloat162*>(row + nt * 8 + (lane & 3) * 2);
+      float2 x = make_float2(acc[4 * nt + 2 * half] * scale, acc[4 * nt + 2 * half + 1] * scale);
+      if (accumulate) {  // dq += (another branch wrote it first)
+        const float2 before = __bfloat1622float2(*at);
+        x.x += before.x;
+        x.y += before.y;
+      }
+      *at = __floats2bfloat162_rn(x.x, x.y);
+    }
   };
   finish(ra, 0);
   finish(rb, 1);
@@ -1093,7 +1100,17 @@ bool wgmma_path(const NsaBackwardParams& p) { return wgmma_path(p.sz); }
 // Keys per dK/dV program (the plan's tile): the wgmma kernel's, else the mma.sync kernel's.
 static_assert(WgDkvSmem<64, kWgGroups, kWgStages>::kTileKeys == kKeys * kWgGroups &&
               WgDkvSmem<128, kWgGroups, kWgStages>::kTileKeys == kKeys * kWgGroups);
-int64_t tile_keys(const NsaBackwardParams& p) { return wgmma_path(p) ? kKeys * kWgGroups : kKeys; }
+// Long sequences: two warpgroups share each stage of query rows (128 keys per dK/dV program, three stages,
+// one program per SM), which halves the Q/dO traffic into shared memory per product; at 64k tokens 4% faster
+// than one warpgroup, but much slower at 8k, where the short chunks leave single programs idle at their
+// start and end. Rows = T·G of one KV head.
+constexpr int64_t kWideRows = int64_t{1} << 19;
+constexpr int kWideGroups = 2, kWideStages = 3;
+std::atomic<int64_t> g_wide_rows{kWideRows};
+bool wide_backward(const NsaSizes& sz) { return sz.seq * (sz.heads_q / sz.heads_kv) >= g_wide_rows.load(); }
+int64_t tile_keys(const NsaBackwardParams& p) {
+  return wgmma_path(p) ? kKeys * (wide_backward(p.sz) ? kWideGroups : kWgGroups) : kKeys;
+}
 
 // Chunk length: about 2048 dK/dV programs over the whole backward (several waves on 132 SMs, so that the last
 // wave's idle share stays small), at least 1024 rows so that loading the key tile is amortised; a multiple of
@@ -1159,7 +1176,8 @@ struct GroupBackward {
   const bf16_t *dout, *q, *k, *v;
   const float *lse, *delta;
   bf16_t *dq, *dk, *dv;
-  float* partial;  // f32 chunk partials (unused when every key tile has one chunk)
+  float* partial;              // f32 chunk partials (unused when every key tile has one chunk)
+  bool accumulate_dq = false;  // dq += (the wgmma dQ kernel)
 };
 
 GroupBackward group_backward(const NsaBackwardParams& p, const CmpBackwardLayout& ws) {
@@ -1171,11 +1189,12 @@ GroupBackward group_backward(const NsaBackwardParams& p, const CmpBackwardLayout
           static_cast<const bf16_t*>(p.k),
           static_cast<const bf16_t*>(p.v),
           static_cast<const float*>(p.lse),
-          ws.delta,
+          p.delta_in ? p.delta_in : ws.delta,
           static_cast<bf16_t*>(p.dq),
           static_cast<bf16_t*>(p.dk),
           static_cast<bf16_t*>(p.dv),
-          ws.partial};
+          ws.partial,
+          p.accumulate_dq};
 }
 
 // Sums the chunk partials of the key tiles that have several.
@@ -1203,8 +1222,8 @@ Status launch_wgmma_backward_as(const GroupBackward& g, const KeyTilePlan& plan,
     if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
     const unsigned tiles =
         static_cast<unsigned>(ceil_div(g.sz.seq * (g.sz.heads_q / g.sz.heads_kv), S::kCtaRows));
-    kernel<<<dim3(tiles, bh), S::kThreads, S::kBytes, stream>>>(g.dout, g.q, g.k, g.v, g.lse, g.delta, g.dq,
-                                                                g.sz, g.vis, scale_log2, g.scale);
+    kernel<<<dim3(tiles, bh), S::kThreads, S::kBytes, stream>>>(
+        g.dout, g.q, g.k, g.v, g.lse, g.delta, g.dq, g.sz, g.vis, scale_log2, g.scale, g.accumulate_dq);
     if (Status st = last_launch(); !st.ok()) return st;
   }
   if (plan.n_kt == 0) return {};
@@ -1224,6 +1243,15 @@ template <int D, int WGS, int STAGES>
 Status launch_wgmma_backward(const GroupBackward& g, const KeyTilePlan& plan, cudaStream_t stream) {
   return g.vis.window > 0 ? launch_wgmma_backward_as<D, WGS, STAGES, true>(g, plan, stream)
                           : launch_wgmma_backward_as<D, WGS, STAGES, false>(g, plan, stream);
+}
+
+// The Hopper backward at the warpgroup count wide_backward picks (the plan's tile must match it).
+Status launch_group_backward(const GroupBackward& g, const KeyTilePlan& plan, cudaStream_t stream) {
+  if (wide_backward(g.sz))
+    return g.sz.dim_k == 64 ? launch_wgmma_backward<64, kWideGroups, kWideStages>(g, plan, stream)
+                            : launch_wgmma_backward<128, kWideGroups, kWideStages>(g, plan, stream);
+  return g.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(g, plan, stream)
+                          : launch_wgmma_backward<128, kWgGroups, kWgStages>(g, plan, stream);
 }
 
 // The Hopper forward over the keys `vis` describes.
@@ -1301,18 +1329,24 @@ size_t nsa_cmp_backward_workspace(const NsaBackwardParams& p) {
   return cmp_backward_layout(measure).bytes;
 }
 
+void set_wide_backward_rows(int64_t rows) { g_wide_rows.store(rows < 0 ? kWideRows : rows); }
+
+bool nsa_cmp_backward_accumulates(const NsaBackwardParams& p) { return tensor_core_path(p) && wgmma_path(p); }
+
 Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) {
   const CmpBackwardLayout ws = cmp_backward_layout(p);
   if (!tensor_core_path(p)) {
+    if (p.accumulate_dq) return invalid("nsa_cmp_backward: this path overwrites dq");
     if (Status s = row_delta<double>(p, ws.delta64, stream); !s.ok()) return s;
     return simt_cmp_backward(p, ws.delta64, stream);
   }
-  if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
+  if (p.accumulate_dq && !nsa_cmp_backward_accumulates(p))
+    return invalid("nsa_cmp_backward: this path overwrites dq (accumulate_dq is for the wgmma path)");
+  if (p.delta_in == nullptr)
+    if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
   const KeyTilePlan plan = plan_chunks(p);
   const GroupBackward g = group_backward(p, ws);
-  if (wgmma_path(p))
-    return p.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(g, plan, stream)
-                            : launch_wgmma_backward<128, kWgGroups, kWgStages>(g, plan, stream);
+  if (wgmma_path(p)) return launch_group_backward(g, plan, stream);
   const float scale_log2 = static_cast<float>(p.scale) * kLog2e, scale = static_cast<float>(p.scale);
   const unsigned bh = static_cast<unsigned>(p.sz.batch * p.sz.heads_kv);
   Status st{};
@@ -1326,14 +1360,14 @@ Status launch_nsa_cmp_backward(const NsaBackwardParams& p, cudaStream_t stream) 
     if (st = allow_smem(dq_kernel, DqSmem<DK, DV>::kBytes); !st.ok()) return;
     const dim3 dq_grid(static_cast<unsigned>(ceil_div(p.sz.seq * (p.sz.heads_q / p.sz.heads_kv), kRows)), bh);
     dq_kernel<<<dq_grid, kThreads, DqSmem<DK, DV>::kBytes, stream>>>(
-        dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dq), p.sz, p.geo, scale_log2, scale);
+        dout, q, k, v, lse, g.delta, static_cast<bf16_t*>(p.dq), p.sz, p.geo, scale_log2, scale);
     if (st = last_launch(); !st.ok() || plan.n_kt == 0) return;
     auto dkdv_kernel = cmp_dkdv_kernel<DK, DV>;
     if (st = allow_smem(dkdv_kernel, DkvSmem<DK, DV>::kBytes); !st.ok()) return;
     const dim3 grid(static_cast<unsigned>(plan.n_kt), static_cast<unsigned>(plan.n_chunks), bh);
     dkdv_kernel<<<grid, kThreads, DkvSmem<DK, DV>::kBytes, stream>>>(
-        dout, q, k, v, lse, ws.delta, static_cast<bf16_t*>(p.dk), static_cast<bf16_t*>(p.dv), ws.partial,
-        p.sz, p.geo, scale_log2, scale, plan);
+        dout, q, k, v, lse, g.delta, static_cast<bf16_t*>(p.dk), static_cast<bf16_t*>(p.dv), ws.partial, p.sz,
+        p.geo, scale_log2, scale, plan);
     if (st = last_launch(); !st.ok()) return;
     st = launch_reduce<DK, DV>(g, plan, stream);
   });
@@ -1407,11 +1441,12 @@ Status launch_group_attention_backward(const FlashBackwardParams& p, cudaStream_
                         static_cast<bf16_t*>(p.dq),
                         static_cast<bf16_t*>(p.dk),
                         static_cast<bf16_t*>(p.dv),
-                        nullptr};
+                        nullptr,
+                        p.accumulate_dq};
   // One chunk per key tile: every dK/dV row written once, straight to bf16 (no partials, no workspace).
-  const KeyTilePlan plan = plan_chunks(g.sz, g.vis, kKeys * kWgGroups, true);
-  return g.sz.dim_k == 64 ? launch_wgmma_backward<64, kWgGroups, kWgStages>(g, plan, stream)
-                          : launch_wgmma_backward<128, kWgGroups, kWgStages>(g, plan, stream);
+  const KeyTilePlan plan =
+      plan_chunks(g.sz, g.vis, kKeys * (wide_backward(g.sz) ? kWideGroups : kWgGroups), true);
+  return launch_group_backward(g, plan, stream);
 }
 
 }  // namespace nsa::kernels

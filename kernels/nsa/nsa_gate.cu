@@ -125,6 +125,14 @@ __global__ void __launch_bounds__(kThreads)
     T* dg = static_cast<T*>(p.d_logits) + row * 3;
 #pragma unroll
     for (int k = 0; k < 3; ++k) dg[k] = from_acc<T>(ds[k] * dot[k]);
+    if constexpr (sizeof(A) == sizeof(float)) {
+      if (p.deltas) {
+        const int64_t plane = p.rows, h = row % p.heads, bt = row / p.heads;
+        const int64_t at = (bt / p.seq * p.heads + h) * p.seq + bt % p.seq;  // [B, H, T]
+#pragma unroll
+        for (int k = 0; k < 3; ++k) p.deltas[k * plane + at] = s[k] * dot[k];
+      }
+    }
   }
 }
 
@@ -176,6 +184,9 @@ Status launch_nsa_gate_forward(const NsaGateForwardParams& p, cudaStream_t strea
 Status launch_nsa_gate_backward(const NsaGateBackwardParams& p, cudaStream_t stream) {
   if (p.rows < 0 || p.dim < 0) return invalid("nsa_gate_backward: negative size");
   if (p.rows == 0) return {};  // dim = 0 still writes d_logits (zeros)
+  if (p.deltas &&
+      (p.dtype == ScalarType::f64 || p.seq <= 0 || p.heads <= 0 || p.rows % (p.seq * p.heads) != 0))
+    return invalid("nsa_gate_backward: deltas need bf16 or f32 rows of [B, T, H] with T and H given");
   bool fits = true;
   const bool ok = dispatch_float(p.dtype, [&]<class T>() {
     Plan plan;

@@ -602,7 +602,7 @@ __global__ void slc_reduce_kernel(const float* __restrict__ partial, bf16_t* __r
 template <int D, class I>
 __global__ void slc_dq_reduce_kernel(const bf16_t* __restrict__ dq_part, const I* __restrict__ indices,
                                      bf16_t* __restrict__ dq, NsaSizes sz, NsaGeometry geo, int64_t n_idx,
-                                     float scale) {
+                                     float scale, bool accumulate) {
   extern __shared__ int slots[];  // [n_idx]: the slots to add, in order
   __shared__ int n_slots;
   const int64_t row = blockIdx.x;  // (b·T + t)·Hkv + g
@@ -634,10 +634,13 @@ __global__ void slc_dq_reduce_kernel(const bf16_t* __restrict__ dq_part, const I
         acc[2 * e + 1] += f.y;
       }
     }
-    uint4 o;
+    uint4 o = accumulate ? *reinterpret_cast<const uint4*>(out + c) : uint4{};  // dq += (accumulate)
     __nv_bfloat162* o2 = reinterpret_cast<__nv_bfloat162*>(&o);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) o2[e] = __floats2bfloat162_rn(acc[2 * e] * scale, acc[2 * e + 1] * scale);
+    for (int e = 0; e < 4; ++e) {
+      const float2 before = accumulate ? __bfloat1622float2(o2[e]) : make_float2(0.f, 0.f);
+      o2[e] = __floats2bfloat162_rn(acc[2 * e] * scale + before.x, acc[2 * e + 1] * scale + before.y);
+    }
     *reinterpret_cast<uint4*>(out + c) = o;
   }
 }
@@ -1052,6 +1055,9 @@ namespace nsa::kernels {
 using namespace nsa_impl;
 
 void set_slc_dq_kernel(SlcDqKernel choice) { g_dq_kernel.store(choice); }
+bool nsa_slc_backward_accumulates(const NsaBackwardParams& p) {
+  return tensor_core_path(p) && fused_dq_path(p);
+}
 
 Status launch_nsa_slc_forward(const NsaSlcForwardParams& p, cudaStream_t stream) {
   if (!tensor_core_path(p.dtype, p.sz, p.geo, {p.q, p.k, p.v, p.out})) return simt_slc_forward(p, stream);
@@ -1090,10 +1096,15 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
   const SlcBackwardLayout ws = slc_backward_layout(p);
   if (Status s = build_inverse_index(p, ws.ix, stream); !s.ok()) return s;
   if (!tensor_core_path(p)) {
+    if (p.accumulate_dq) return invalid("nsa_slc_backward: this path overwrites dq");
     if (Status s = row_delta<double>(p, ws.delta64, stream); !s.ok()) return s;
     return simt_slc_backward(p, ws.delta64, ws.ix.row_start, ws.ix.sorted, stream);
   }
-  if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
+  if (p.accumulate_dq && !nsa_slc_backward_accumulates(p))
+    return invalid("nsa_slc_backward: this path overwrites dq (accumulate_dq is for the fused dQ path)");
+  if (p.delta_in == nullptr)
+    if (Status s = row_delta<float>(p, ws.delta, stream); !s.ok()) return s;
+  const float* delta = p.delta_in ? p.delta_in : ws.delta;
 
   // Work items: each list cut into chunks of chunk_entries tokens.
   const int64_t lists = ws.ix.lists;
@@ -1136,7 +1147,7 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
           if (st = allow_smem(kernel, bytes); !st.ok()) return;
           const dim3 grid(static_cast<unsigned>(p.sz.seq), static_cast<unsigned>(p.sz.batch * p.sz.heads_kv));
           kernel<<<grid, kThreads, bytes, stream>>>(q, k, v, static_cast<const I*>(p.indices), p.n_indices,
-                                                    dout, lse, ws.delta, static_cast<bf16_t*>(p.dq), nullptr,
+                                                    dout, lse, delta, static_cast<bf16_t*>(p.dq), nullptr,
                                                     p.sz, p.geo, scale_log2, scale, max_subs, nullptr);
           st = last_launch();
         });
@@ -1148,22 +1159,21 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
         auto kernel = slc_dkdv_wgmma_kernel<DK, true>;
         if (st = allow_smem(kernel, WgKvSmem<DK, true>::kBytes); !st.ok()) return;
         kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, true>::kBytes, stream>>>(
-            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.n_indices, ws.dq_part, p.sz, p.geo,
-            scale_log2, scale, plan);
+            dout, q, k, v, lse, delta, dk, dv, ws.partial, p.n_indices, ws.dq_part, p.sz, p.geo, scale_log2,
+            scale, plan);
         if (st = last_launch(); !st.ok()) return;
         dispatch_index(p.index_type, [&]<class I>() {
           slc_dq_reduce_kernel<DK, I><<<static_cast<unsigned>(p.sz.batch * p.sz.seq * p.sz.heads_kv), 128,
                                         sizeof(int) * static_cast<size_t>(p.n_indices), stream>>>(
               ws.dq_part, static_cast<const I*>(p.indices), static_cast<bf16_t*>(p.dq), p.sz, p.geo,
-              p.n_indices, scale);
+              p.n_indices, scale, p.accumulate_dq);
         });
         launched = true;
       } else if (slc_wgmma_path(p)) {
         auto kernel = slc_dkdv_wgmma_kernel<DK, false>;
         if (st = allow_smem(kernel, WgKvSmem<DK, false>::kBytes); !st.ok()) return;
         kernel<<<static_cast<unsigned>(ws.max_items), kThreads, WgKvSmem<DK, false>::kBytes, stream>>>(
-            dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, 0, nullptr, p.sz, p.geo, scale_log2, scale,
-            plan);
+            dout, q, k, v, lse, delta, dk, dv, ws.partial, 0, nullptr, p.sz, p.geo, scale_log2, scale, plan);
         launched = true;
       }
     }
@@ -1171,7 +1181,7 @@ Status launch_nsa_slc_backward(const NsaBackwardParams& p, cudaStream_t stream) 
       auto kernel = slc_dkdv_kernel<DK, DV>;
       if (st = allow_smem(kernel, KvSmem<DK, DV>::kBytes); !st.ok()) return;
       kernel<<<static_cast<unsigned>(ws.max_items), kThreads, KvSmem<DK, DV>::kBytes, stream>>>(
-          dout, q, k, v, lse, ws.delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
+          dout, q, k, v, lse, delta, dk, dv, ws.partial, p.sz, p.geo, scale_log2, scale, plan);
     }
     if (st = last_launch(); !st.ok()) return;
     slc_reduce_kernel<DK, DV>

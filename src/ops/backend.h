@@ -34,6 +34,15 @@ struct NsaBlocks {
   int64_t cmp_block = 0, cmp_stride = 0, slc_block = 0, top_n = 0, init_blocks = 0, local_blocks = 0;
 };
 
+// What a caller holding more than one attention branch can hand an attention backward (nsa_attention's
+// backward, which runs all three branches after its gate): `delta` = rowsum(dout ∘ out) [B, Hq, T], f32,
+// already computed (backends may use it or compute their own), and `accumulate_dq`: dq += the branch's dq
+// instead of dq = (a backend whose kernels cannot accumulate adds through a temporary).
+struct AttentionGradOptions {
+  const Tensor* delta = nullptr;
+  bool accumulate_dq = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -119,7 +128,8 @@ class Backend {
   // dq, dk, dv (contiguous, shapes of q, k, v) are overwritten; dout contiguous [B, T, Hq, Dv].
   virtual void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                                   const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                  const Tensor& lse, double scale, int64_t window) = 0;
+                                  const Tensor& lse, double scale, int64_t window,
+                                  const AttentionGradOptions& opt = {}) = 0;
 
   // Native Sparse Attention (ops/nsa.h, docs/nsa.md). All tensors contiguous, [B, T, H, D] layouts, query
   // head h reads KV head h / (Hq / Hkv); lse [B, Hq, T] (f32, or f64 for f64), −inf for a row that sees
@@ -132,7 +142,8 @@ class Backend {
   virtual void nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc, const Tensor& dvc,
                                           const Tensor& dout, const Tensor& q, const Tensor& kc,
                                           const Tensor& vc, const Tensor& out, const Tensor& lse,
-                                          const NsaBlocks& blocks, double scale) = 0;
+                                          const NsaBlocks& blocks, double scale,
+                                          const AttentionGradOptions& opt = {}) = 0;
   // Block selection: indices i32 [B, T, Hkv, top_n] from p_cmp = exp(scale·q·kc − lse) (lse of
   // nsa_cmp_attention): group-summed overlap-weighted importance, forced blocks, top-n among the visible
   // blocks (j·slc_block <= t), ties to the lower index; ascending, −1 for unused slots.
@@ -146,15 +157,19 @@ class Backend {
   virtual void nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                           const Tensor& dout, const Tensor& q, const Tensor& k,
                                           const Tensor& v, const Tensor& indices, const Tensor& out,
-                                          const Tensor& lse, const NsaBlocks& blocks, double scale) = 0;
+                                          const Tensor& lse, const NsaBlocks& blocks, double scale,
+                                          const AttentionGradOptions& opt = {}) = 0;
   // The gate (paper eq. 5): logits [rows, 3] (cmp, slc, win), branch outputs and out [rows, Dv], rows =
   // B·T·Hq. out = Σ_c σ(logits[:, c])·o_c. Backward: d_o_c = σ(logits[:, c])·dout and
-  // d_logits[:, c] = σ'(logits[:, c])·Σ_Dv dout·o_c (0 when Dv = 0).
+  // d_logits[:, c] = σ'(logits[:, c])·Σ_Dv dout·o_c (0 when Dv = 0). `deltas` (optional, f32 or f64
+  // [3, B, H, T] with rows = B·T·H) receives each branch's rowsum(d_o_c ∘ o_c) = σ(logits[:, c])·Σ_Dv
+  // dout·o_c (AttentionGradOptions::delta of the branch backwards).
   virtual void nsa_gate_forward(const Tensor& out, const Tensor& logits, const Tensor& o_cmp,
                                 const Tensor& o_slc, const Tensor& o_win) = 0;
   virtual void nsa_gate_backward(const Tensor& d_logits, const Tensor& d_cmp, const Tensor& d_slc,
                                  const Tensor& d_win, const Tensor& dout, const Tensor& logits,
-                                 const Tensor& o_cmp, const Tensor& o_slc, const Tensor& o_win) = 0;
+                                 const Tensor& o_cmp, const Tensor& o_slc, const Tensor& o_win,
+                                 const Tensor* deltas = nullptr) = 0;
 
   // Throws if a kernel flagged bad input since the last call (an index or target out of range). Waits for
   // the device: call it at sync points (logging, the end of a test), never inside a step.
@@ -163,6 +178,19 @@ class Backend {
 
 // The backend of a device (throws when CUDA is asked for and unavailable).
 Backend& backend_for(Device device);
+
+// A backward that writes dq through `write(target)`, made to accumulate (dq += …) when asked: into a
+// temporary, then one add. For the backends' paths whose kernels only overwrite.
+template <class Write>
+void write_or_accumulate_dq(Backend& be, const Tensor& dq, bool accumulate, Write&& write) {
+  if (!accumulate) {
+    write(dq);
+    return;
+  }
+  const Tensor part = Tensor::empty(dq.shape(), dq.dtype(), dq.device());
+  write(part);
+  be.binary(BinaryOp::add, dq, dq, part);
+}
 Backend& cpu_backend();
 
 // backend_for(device).check_errors().

@@ -71,6 +71,16 @@ void check_attention_shapes(const char* op, const Tensor& q, const Tensor& k, co
   NSA_CHECK(dim_k > 0, "[", op, "] expected a key head dim > 0, got q ", q.desc());
 }
 
+// A selection for q [B, T, Hq, Dk] over keys k [B, T, Hkv, Dk]: [B, T, Hkv, n], i32 or i64.
+void check_indices(const char* op, const Tensor& q, const Tensor& k, const Tensor& indices) {
+  detail::check_index(op, indices, "indices");
+  detail::check_same_device(op, q, indices);
+  NSA_CHECK(indices.dim() == 4 && indices.size(0) == q.size(0) && indices.size(1) == q.size(1) &&
+                indices.size(2) == k.size(2),
+            "[", op, "] expected indices [", q.size(0), ", ", q.size(1), ", ", k.size(2), ", n], got ",
+            indices.desc());
+}
+
 Tensor new_lse(const Tensor& q) {
   return Tensor::empty({q.size(0), q.size(2), q.size(1)}, q.dtype() == DType::f64 ? DType::f64 : DType::f32,
                        q.device());
@@ -243,15 +253,10 @@ Tensor nsa_selected_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const char* op = "nsa_selected_attention";
   detail::check_floating(op, q, "q");
   check_floating_same(op, q, {{&k, "k"}, {&v, "v"}});
-  detail::check_index(op, indices, "indices");
-  detail::check_same_device(op, q, indices);
   const NsaBlocks nb = blocks_of(op, cfg);
   NSA_CHECK(q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", q.desc());
   check_attention_shapes(op, q, k, v, q.size(1));
-  NSA_CHECK(indices.dim() == 4 && indices.size(0) == q.size(0) && indices.size(1) == q.size(1) &&
-                indices.size(2) == k.size(2),
-            "[", op, "] expected indices [", q.size(0), ", ", q.size(1), ", ", k.size(2), ", n], got ",
-            indices.desc());
+  check_indices(op, q, k, indices);
   scale = resolve_scale(op, scale, q.size(3));
 
   const Tensor qc = contiguous(q), kc = contiguous(k), vc = contiguous(v), ic = contiguous(indices);
@@ -271,7 +276,102 @@ Tensor nsa_selected_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   return out;
 }
 
+// The branches and the gate as one autograd node (φ keeps its own): the backward runs the gate's first, which
+// also gives the row sums rowsum(dO_c ∘ O_c) every branch backward needs (on CUDA; the kernels would
+// otherwise read dO_c and O_c once more for them), then the three branches, the second and third adding into
+// the first one's dq instead of three dq tensors that the engine sums. The maths is that of the composed ops
+// (detail::nsa_attention_composed), which the tests compare it with.
 Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double scale) {
+  const char* op = "nsa_attention";
+  detail::check_floating(op, in.q, "q");
+  detail::check_floating(op, in.gate_logits, "gate_logits");
+  const NsaBlocks nb = blocks_of(op, cfg);
+  NSA_CHECK(in.q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", in.q.desc());
+  const Tensor& g = in.gate_logits;
+  NSA_CHECK(g.dim() == 4 && g.size(0) == in.q.size(0) && g.size(1) == in.q.size(1) &&
+                g.size(2) == in.q.size(2) && g.size(3) == 3,
+            "[", op, "] expected gate_logits of shape [", in.q.size(0), ", ", in.q.size(1), ", ",
+            in.q.size(2), ", 3] (cmp, slc, win), got ", g.desc());
+  NSA_CHECK(cfg.window >= 0, "[", op, "] expected window >= 0 (0: unlimited), got ", cfg.window);
+  const Tensor& q = in.q;
+  check_floating_same(op, q,
+                      {{&in.k_slc, "k_slc"},
+                       {&in.v_slc, "v_slc"},
+                       {&in.k_win, "k_win"},
+                       {&in.v_win, "v_win"},
+                       {&g, "gate_logits"}});
+  const int64_t T = q.size(1);
+  check_attention_shapes(op, q, in.k_slc, in.v_slc, T);
+  check_attention_shapes(op, q, in.k_win, in.v_win, T);
+  const int64_t dim_v = in.v_win.size(3);
+  // No rows or no value columns: the composed ops handle the empty cases.
+  if (q.numel() == 0 || dim_v == 0) return detail::nsa_attention_composed(in, cfg, scale);
+  scale = resolve_scale(op, scale, q.size(3));
+
+  const Tensor kc = nsa_compress(in.k_cmp, in.cmp_pos_k, in.cmp_w1_k, in.cmp_w2_k, cfg);
+  const Tensor vc = nsa_compress(in.v_cmp, in.cmp_pos_v, in.cmp_w1_v, in.cmp_w2_v, cfg);
+  check_floating_same(op, q, {{&kc, "kc"}, {&vc, "vc"}});
+  check_attention_shapes(op, q, kc, vc, nsa_num_cmp_blocks(T, cfg));
+  NSA_CHECK(vc.size(3) == dim_v && in.v_slc.size(3) == dim_v, "[", op,
+            "] expected one value head dim for the three branches, got ", vc.desc(), ", ", in.v_slc.desc(),
+            ", ", in.v_win.desc());
+
+  const Tensor qc = contiguous(q), kcc = contiguous(kc), vcc = contiguous(vc);
+  const Tensor ksc = contiguous(in.k_slc), vsc = contiguous(in.v_slc);
+  const Tensor kwc = contiguous(in.k_win), vwc = contiguous(in.v_win), gc = contiguous(g);
+  Backend& be = backend_for(q.device());
+  const Dims out_shape{q.size(0), T, q.size(2), dim_v};
+  auto new_out = [&] { return Tensor::empty(out_shape, q.dtype(), q.device()); };
+  const Tensor o_cmp = new_out(), lse_cmp = new_lse(q);
+  be.nsa_cmp_attention(o_cmp, lse_cmp, qc, kcc, vcc, nb, scale);
+  Tensor indices;
+  if (in.slc_indices.defined()) {
+    check_indices(op, q, in.k_slc, in.slc_indices);
+    indices = contiguous(in.slc_indices);
+  } else {
+    indices = nsa_select_blocks(qc, kcc, lse_cmp, cfg, scale);
+  }
+  const Tensor o_slc = new_out(), lse_slc = new_lse(q);
+  be.nsa_slc_attention(o_slc, lse_slc, qc, ksc, vsc, indices, nb, scale);
+  const Tensor o_win = new_out(), lse_win = new_lse(q);
+  be.attention_forward(o_win, lse_win, qc, kwc, vwc, scale, cfg.window);
+  Tensor out = new_out();
+  be.nsa_gate_forward(out, gc, o_cmp, o_slc, o_win);
+
+  autograd::record(
+      op, {qc, kcc, vcc, ksc, vsc, kwc, vwc, gc}, out,
+      [qs = qc.alias(), kcs = kcc.alias(), vcs = vcc.alias(), kss = ksc.alias(), vss = vsc.alias(),
+       kws = kwc.alias(), vws = vwc.alias(), gs = gc.alias(), o_cmp, o_slc, o_win, lse_cmp, lse_slc, lse_win,
+       indices, nb, scale, window = cfg.window](std::span<const Tensor> grads) {
+        Backend& be = backend_for(qs.device());
+        auto like = [](const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); };
+        const Tensor dout = contiguous(grads[0]);
+        Tensor d_logits = like(gs), d_cmp = like(o_cmp), d_slc = like(o_slc), d_win = like(o_win);
+        // The row sums from the gate where the kernels take them (f32, on CUDA).
+        const bool sums = qs.device().is_cuda() && qs.dtype() != DType::f64;
+        const int64_t B = qs.size(0), T = qs.size(1), Hq = qs.size(2);
+        const Tensor deltas = sums ? Tensor::empty({3, B, Hq, T}, DType::f32, qs.device()) : Tensor();
+        be.nsa_gate_backward(d_logits, d_cmp, d_slc, d_win, dout, gs, o_cmp, o_slc, o_win,
+                             sums ? &deltas : nullptr);
+        auto delta_of = [&](int c) { return sums ? reshape(narrow(deltas, 0, c, 1), {B, Hq, T}) : Tensor(); };
+        const Tensor delta_cmp = delta_of(0), delta_slc = delta_of(1), delta_win = delta_of(2);
+        auto options = [&](const Tensor& delta, bool accumulate) {
+          return AttentionGradOptions{sums ? &delta : nullptr, accumulate};
+        };
+        Tensor dq = like(qs), dkc = like(kcs), dvc = like(vcs), dks = like(kss), dvs = like(vss),
+               dkw = like(kws), dvw = like(vws);
+        be.nsa_cmp_attention_backward(dq, dkc, dvc, d_cmp, qs, kcs, vcs, o_cmp, lse_cmp, nb, scale,
+                                      options(delta_cmp, false));
+        be.nsa_slc_attention_backward(dq, dks, dvs, d_slc, qs, kss, vss, indices, o_slc, lse_slc, nb, scale,
+                                      options(delta_slc, true));
+        be.attention_backward(dq, dkw, dvw, d_win, qs, kws, vws, o_win, lse_win, scale, window,
+                              options(delta_win, true));
+        return std::vector<Tensor>{dq, dkc, dvc, dks, dvs, dkw, dvw, d_logits};
+      });
+  return out;
+}
+
+Tensor detail::nsa_attention_composed(const NsaBranchInputs& in, const NsaConfig& cfg, double scale) {
   const char* op = "nsa_attention";
   detail::check_floating(op, in.q, "q");
   detail::check_floating(op, in.gate_logits, "gate_logits");

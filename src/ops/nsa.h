@@ -87,8 +87,15 @@ struct NsaBranchInputs {
   Tensor slc_indices;  // optional [B, T, Hkv, n]: use this selection instead of computing it (tests)
 };
 
-// All of it (paper eq. 5): o = σ(g_cmp)·o_cmp + σ(g_slc)·o_slc + σ(g_win)·o_win, [B, T, Hq, Dv].
+// All of it (paper eq. 5): o = σ(g_cmp)·o_cmp + σ(g_slc)·o_slc + σ(g_win)·o_win, [B, T, Hq, Dv]. The
+// branches and the gate form one autograd node (its backward shares the gate's row sums and one dq).
 Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double scale = 0.0);
+
+namespace detail {
+// nsa_attention as the composition of the branch ops and nsa_gate_combine (one autograd node each): the
+// definition the fused node is tested against, and its path for empty inputs.
+Tensor nsa_attention_composed(const NsaBranchInputs& in, const NsaConfig& cfg, double scale = 0.0);
+}  // namespace detail
 
 // The gated sum of eq. 5 as one fused op: gate_logits [B, T, H, 3] (cmp, slc, win), o_cmp, o_slc, o_win
 // [B, T, H, Dv], one dtype and device. Returns [B, T, H, Dv] =

@@ -18,6 +18,7 @@
 #include "test_util.h"
 #ifdef NSA_WITH_CUDA
 #include "kernels/attention/flash_attention.h"
+#include "kernels/nsa/nsa.h"  // set_wide_backward_rows
 #endif
 
 namespace nsa::test {
@@ -84,12 +85,23 @@ Outputs run_backend(const Inputs& in, double scale, int64_t window) {
 // kernels where they apply (contiguous operands on an sm_90a device), mma_sync the FlashAttention-2 kernels
 // everywhere. Every GPU comparison below runs under both; on other devices both are the mma.sync kernels.
 #ifdef NSA_WITH_CUDA
-using kernels::FlashKernel;
-const FlashKernel kChoices[] = {FlashKernel::automatic, FlashKernel::mma_sync};
-const char* choice_name(FlashKernel k) { return k == FlashKernel::automatic ? "auto" : "mma.sync"; }
+// "auto, wide": the Hopper kernels' backward with two warpgroups per program, which long sequences take
+// (kernels/nsa/nsa.h set_wide_backward_rows), forced at these sizes.
+enum class FlashKernel { automatic, automatic_wide, mma_sync };
+const FlashKernel kChoices[] = {FlashKernel::automatic, FlashKernel::automatic_wide, FlashKernel::mma_sync};
+const char* choice_name(FlashKernel k) {
+  return k == FlashKernel::automatic ? "auto" : (k == FlashKernel::automatic_wide ? "auto,wide" : "mma.sync");
+}
 struct KernelChoice {
-  explicit KernelChoice(FlashKernel k) { kernels::set_flash_kernel(k); }
-  ~KernelChoice() { kernels::set_flash_kernel(FlashKernel::automatic); }
+  explicit KernelChoice(FlashKernel k) {
+    kernels::set_flash_kernel(k == FlashKernel::mma_sync ? kernels::FlashKernel::mma_sync
+                                                         : kernels::FlashKernel::automatic);
+    kernels::set_wide_backward_rows(k == FlashKernel::automatic_wide ? 0 : -1);
+  }
+  ~KernelChoice() {
+    kernels::set_flash_kernel(kernels::FlashKernel::automatic);
+    kernels::set_wide_backward_rows(-1);
+  }
 };
 #else
 enum class FlashKernel { automatic };

@@ -155,19 +155,30 @@ void check_compressed(const Case& c, DType dtype, uint64_t seed) {
   const Tensor vc = rounded({c.batch, nc, c.heads_kv, c.dim_v}, dtype, gen);
   const Tensor dout = rounded({c.batch, c.seq, c.heads_q, c.dim_v}, dtype, gen);
   const Grads ref = run_compressed(q, kc, vc, dout, cfg);
-  const Grads gpu =
-      run_compressed(on_gpu(q, dtype), on_gpu(kc, dtype), on_gpu(vc, dtype), on_gpu(dout, dtype), cfg);
-  expect_close(name, "out", gpu.out, ref.out, dtype);
-  expect_lse_close(name, gpu.lse, ref.lse, dtype);
-  expect_close(name, "dq", gpu.grads[0], ref.grads[0], dtype);
-  if (nc > 0) {
-    expect_close(name, "dkc", gpu.grads[1], ref.grads[1], dtype);
-    expect_close(name, "dvc", gpu.grads[2], ref.grads[2], dtype);
+  // The Hopper backward with one warpgroup per program (the default below 2^19 rows per KV head) and with
+  // two (forced here: long sequences take it).
+  for (const bool wide : {false, true}) {
+#ifdef NSA_WITH_CUDA
+    kernels::set_wide_backward_rows(wide ? 0 : -1);
+#endif
+    const std::string run = name + (wide ? " wide" : "");
+    const Grads gpu =
+        run_compressed(on_gpu(q, dtype), on_gpu(kc, dtype), on_gpu(vc, dtype), on_gpu(dout, dtype), cfg);
+    expect_close(run, "out", gpu.out, ref.out, dtype);
+    expect_lse_close(run, gpu.lse, ref.lse, dtype);
+    expect_close(run, "dq", gpu.grads[0], ref.grads[0], dtype);
+    if (nc > 0) {
+      expect_close(run, "dkc", gpu.grads[1], ref.grads[1], dtype);
+      expect_close(run, "dvc", gpu.grads[2], ref.grads[2], dtype);
+    }
+    const Grads again =
+        run_compressed(on_gpu(q, dtype), on_gpu(kc, dtype), on_gpu(vc, dtype), on_gpu(dout, dtype), cfg);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_TRUE(equal_values(gpu.grads[i], again.grads[i])) << run << " grad " << i;
   }
-  const Grads again =
-      run_compressed(on_gpu(q, dtype), on_gpu(kc, dtype), on_gpu(vc, dtype), on_gpu(dout, dtype), cfg);
-  for (size_t i = 0; i < 3; ++i)
-    EXPECT_TRUE(equal_values(gpu.grads[i], again.grads[i])) << name << " grad " << i;
+#ifdef NSA_WITH_CUDA
+  kernels::set_wide_backward_rows(-1);
+#endif
 }
 
 // ---- selection -----------------------------------------------------------------------------------------

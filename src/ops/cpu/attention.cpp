@@ -34,7 +34,6 @@ Geometry geometry(const Tensor& q, const Tensor& k, const Tensor& v, int64_t win
   return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3), window};
 }
 
-
 }  // namespace
 
 void CpuBackend::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
@@ -80,7 +79,15 @@ void CpuBackend::attention_forward(const Tensor& out, const Tensor& lse, const T
 //   dQ_t += scale · Σ_s dS_ts · k_s,  dK_s += scale · dS_ts · q_t.
 void CpuBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                                     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                    const Tensor& lse, double scale, int64_t window) {
+                                    const Tensor& lse, double scale, int64_t window,
+                                    const AttentionGradOptions& opt) {
+  // The reference forms its own row sums (opt.delta unused).
+  if (opt.accumulate_dq) {
+    write_or_accumulate_dq(*this, dq, true, [&](const Tensor& target) {
+      attention_backward(target, dk, dv, dout, q, k, v, out, lse, scale, window, {});
+    });
+    return;
+  }
   const Geometry g = geometry(q, k, v, window);
   dispatch_floating(q.dtype(), "attention_backward", [&]<class T>() {
     const std::vector<double> qd = to_doubles<T>(q), kd = to_doubles<T>(k), vd = to_doubles<T>(v);

@@ -193,10 +193,14 @@ void CpuBackend::nsa_cmp_attention(const Tensor& out, const Tensor& lse, const T
 void CpuBackend::nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc, const Tensor& dvc,
                                             const Tensor& dout, const Tensor& q, const Tensor& kc,
                                             const Tensor& vc, const Tensor& out, const Tensor& lse,
-                                            const NsaBlocks& blocks, double scale) {
-  dispatch_floating(q.dtype(), "nsa_compressed_attention_backward", [&]<class T>() {
-    sparse_attention_backward<T>(dq, dkc, dvc, dout, q, kc, vc, out, lse, scale,
-                                 cmp_keys(kc.size(1), blocks));
+                                            const NsaBlocks& blocks, double scale,
+                                            const AttentionGradOptions& opt) {
+  // The reference forms its own row sums (opt.delta unused).
+  write_or_accumulate_dq(*this, dq, opt.accumulate_dq, [&](const Tensor& target) {
+    dispatch_floating(q.dtype(), "nsa_compressed_attention_backward", [&]<class T>() {
+      sparse_attention_backward<T>(target, dkc, dvc, dout, q, kc, vc, out, lse, scale,
+                                   cmp_keys(kc.size(1), blocks));
+    });
   });
 }
 
@@ -211,10 +215,13 @@ void CpuBackend::nsa_slc_attention(const Tensor& out, const Tensor& lse, const T
 void CpuBackend::nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                             const Tensor& dout, const Tensor& q, const Tensor& k,
                                             const Tensor& v, const Tensor& indices, const Tensor& out,
-                                            const Tensor& lse, const NsaBlocks& blocks, double scale) {
-  dispatch_floating(q.dtype(), "nsa_selected_attention_backward", [&]<class T>() {
-    sparse_attention_backward<T>(dq, dk, dv, dout, q, k, v, out, lse, scale,
-                                 slc_keys(indices, q.size(1), k.size(2), blocks));
+                                            const Tensor& lse, const NsaBlocks& blocks, double scale,
+                                            const AttentionGradOptions& opt) {
+  write_or_accumulate_dq(*this, dq, opt.accumulate_dq, [&](const Tensor& target) {
+    dispatch_floating(q.dtype(), "nsa_selected_attention_backward", [&]<class T>() {
+      sparse_attention_backward<T>(target, dk, dv, dout, q, k, v, out, lse, scale,
+                                   slc_keys(indices, q.size(1), k.size(2), blocks));
+    });
   });
 }
 

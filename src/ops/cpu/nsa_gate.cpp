@@ -39,8 +39,21 @@ void CpuBackend::nsa_gate_forward(const Tensor& out, const Tensor& logits, const
 
 void CpuBackend::nsa_gate_backward(const Tensor& d_logits, const Tensor& d_cmp, const Tensor& d_slc,
                                    const Tensor& d_win, const Tensor& dout, const Tensor& logits,
-                                   const Tensor& o_cmp, const Tensor& o_slc, const Tensor& o_win) {
+                                   const Tensor& o_cmp, const Tensor& o_slc, const Tensor& o_win,
+                                   const Tensor* deltas) {
   const int64_t rows = logits.numel() / 3, dim = dout.size(-1);
+  // deltas [3, B, H, T]: row r = (b·T + t)·H + h lands at (b·H + h)·T + t of each plane.
+  const int64_t heads = deltas ? deltas->size(2) : 1, seq = deltas ? deltas->size(3) : 1;
+  auto delta_at = [&](int64_t r) { return (r / heads / seq * heads + r % heads) * seq + r / heads % seq; };
+  auto put_delta = [&](int k, int64_t r, double value) {
+    if (deltas == nullptr) return;
+    const int64_t at = k * rows + delta_at(r);
+    if (deltas->dtype() == DType::f64) {
+      deltas->data<double>()[at] = value;
+    } else {
+      deltas->data<float>()[at] = static_cast<float>(value);
+    }
+  };
   dispatch_floating(dout.dtype(), "nsa_gate_combine_backward", [&]<class T>() {
     const T* g = static_cast<const T*>(logits.data_ptr());
     const T* go = static_cast<const T*>(dout.data_ptr());
@@ -60,6 +73,7 @@ void CpuBackend::nsa_gate_backward(const Tensor& d_logits, const Tensor& d_cmp, 
             d[k][i] = from_f64<T>(s * gv);
           }
           dg[r * 3 + k] = from_f64<T>(s * sigmoid(-x) * dot);  // σ'(x) = σ(x)·σ(−x)
+          put_delta(k, r, s * dot);
         }
       }
     });

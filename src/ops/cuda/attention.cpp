@@ -123,11 +123,16 @@ void CudaBackend::attention_forward(const Tensor& out, const Tensor& lse, const 
 // holds anyway); the flash path forms them as rowsum(dO∘O).
 void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                                      const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                     const Tensor& lse, double scale, int64_t window) {
+                                     const Tensor& lse, double scale, int64_t window,
+                                     const AttentionGradOptions& opt) {
   const Sizes z = sizes_of(q, k, v);
   if (use_flash(z, q.dtype(), {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
+    // A caller's row sums (f32 [B, Hq, T]) stand in for the kernel's; the kernels only read them then.
+    const bool delta_given = opt.delta != nullptr && opt.delta->dtype() == DType::f32 &&
+                             opt.delta->numel() == z.batch * z.heads_q * z.seq;
     const Tensor delta =
-        workspace(static_cast<size_t>(z.batch * z.heads_q * z.seq) * sizeof(float), q.device());
+        delta_given ? *opt.delta
+                    : workspace(static_cast<size_t>(z.batch * z.heads_q * z.seq) * sizeof(float), q.device());
     kernels::FlashBackwardParams p;
     p.shape = flash_shape(z, scale, window);
     p.q = q.data_ptr();
@@ -148,7 +153,24 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
     p.dq_strides = bth_strides(dq);
     p.dk_strides = bth_strides(dk);
     p.dv_strides = bth_strides(dv);
+    p.delta_ready = delta_given;
+    p.accumulate_dq = opt.accumulate_dq;
+    if (opt.accumulate_dq && !kernels::flash_backward_accumulates(p)) {
+      p.accumulate_dq = false;
+      write_or_accumulate_dq(*this, dq, true, [&](const Tensor& target) {
+        p.dq = target.data_ptr();
+        p.dq_strides = bth_strides(target);
+        check(kernels::launch_flash_attention_backward(p, stream()), "attention_backward");
+      });
+      return;
+    }
     check(kernels::launch_flash_attention_backward(p, stream()), "attention_backward");
+    return;
+  }
+  if (opt.accumulate_dq) {
+    write_or_accumulate_dq(*this, dq, true, [&](const Tensor& target) {
+      attention_backward(target, dk, dv, dout, q, k, v, out, lse, scale, window, {});
+    });
     return;
   }
   const Tensor qg = to_grouped(*this, q, z.heads_kv);

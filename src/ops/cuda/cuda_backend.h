@@ -49,12 +49,14 @@ class CudaBackend final : public Backend {
                          const Tensor& v, double scale, int64_t window) override;
   void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                           const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const Tensor& lse, double scale, int64_t window) override;
+                          const Tensor& lse, double scale, int64_t window,
+                          const AttentionGradOptions& opt) override;
   void nsa_cmp_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& kc,
                          const Tensor& vc, const NsaBlocks& blocks, double scale) override;
   void nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc, const Tensor& dvc, const Tensor& dout,
                                   const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& out,
-                                  const Tensor& lse, const NsaBlocks& blocks, double scale) override;
+                                  const Tensor& lse, const NsaBlocks& blocks, double scale,
+                                  const AttentionGradOptions& opt) override;
   void nsa_select(const Tensor& indices, const Tensor& q, const Tensor& kc, const Tensor& lse,
                   const NsaBlocks& blocks, double scale) override;
   void nsa_slc_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
@@ -62,13 +64,13 @@ class CudaBackend final : public Backend {
                          double scale) override;
   void nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                                   const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& indices,
-                                  const Tensor& out, const Tensor& lse, const NsaBlocks& blocks,
-                                  double scale) override;
+                                  const Tensor& out, const Tensor& lse, const NsaBlocks& blocks, double scale,
+                                  const AttentionGradOptions& opt) override;
   void nsa_gate_forward(const Tensor& out, const Tensor& logits, const Tensor& o_cmp, const Tensor& o_slc,
                         const Tensor& o_win) override;
   void nsa_gate_backward(const Tensor& d_logits, const Tensor& d_cmp, const Tensor& d_slc,
                          const Tensor& d_win, const Tensor& dout, const Tensor& logits, const Tensor& o_cmp,
-                         const Tensor& o_slc, const Tensor& o_win) override;
+                         const Tensor& o_slc, const Tensor& o_win, const Tensor* deltas) override;
   void check_errors() override;
 };
 

@@ -41,6 +41,13 @@ kernels::NsaBackwardParams backward_params(const Tensor& dq, const Tensor& dk, c
   return p;
 }
 
+// A caller's row sums (f32 [B, Hq, T]) for the kernels to use instead of their own.
+void given_grad_options(kernels::NsaBackwardParams& p, const AttentionGradOptions& opt) {
+  if (opt.delta != nullptr && opt.delta->dtype() == DType::f32 &&
+      opt.delta->numel() == p.sz.batch * p.sz.heads_q * p.sz.seq)
+    p.delta_in = opt.delta->data<float>();
+}
+
 }  // namespace
 
 void CudaBackend::nsa_cmp_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& kc,
@@ -54,11 +61,18 @@ void CudaBackend::nsa_cmp_attention(const Tensor& out, const Tensor& lse, const 
 void CudaBackend::nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc, const Tensor& dvc,
                                              const Tensor& dout, const Tensor& q, const Tensor& kc,
                                              const Tensor& vc, const Tensor& out, const Tensor& lse,
-                                             const NsaBlocks& blocks, double scale) {
+                                             const NsaBlocks& blocks, double scale,
+                                             const AttentionGradOptions& opt) {
   kernels::NsaBackwardParams p = backward_params(dq, dkc, dvc, dout, q, kc, vc, out, lse, blocks, scale);
+  given_grad_options(p, opt);
+  const bool native = !opt.accumulate_dq || kernels::nsa_cmp_backward_accumulates(p);
+  p.accumulate_dq = opt.accumulate_dq && native;
   const Tensor ws = workspace(kernels::nsa_cmp_backward_workspace(p), q.device());
   p.workspace = ws.data_ptr();
-  check(kernels::launch_nsa_cmp_backward(p, stream()), "nsa_compressed_attention_backward");
+  write_or_accumulate_dq(*this, dq, !native, [&](const Tensor& target) {
+    p.dq = target.data_ptr();
+    check(kernels::launch_nsa_cmp_backward(p, stream()), "nsa_compressed_attention_backward");
+  });
 }
 
 void CudaBackend::nsa_select(const Tensor& indices, const Tensor& q, const Tensor& kc, const Tensor& lse,
@@ -99,15 +113,22 @@ void CudaBackend::nsa_slc_attention(const Tensor& out, const Tensor& lse, const 
 void CudaBackend::nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                                              const Tensor& dout, const Tensor& q, const Tensor& k,
                                              const Tensor& v, const Tensor& indices, const Tensor& out,
-                                             const Tensor& lse, const NsaBlocks& blocks, double scale) {
+                                             const Tensor& lse, const NsaBlocks& blocks, double scale,
+                                             const AttentionGradOptions& opt) {
   kernels::NsaBackwardParams p = backward_params(dq, dk, dv, dout, q, k, v, out, lse, blocks, scale);
   p.indices = indices.data_ptr();
   p.index_type = scalar(indices.dtype());
   p.n_indices = indices.size(3);
   p.error_flag = error_flag();
+  given_grad_options(p, opt);
+  const bool native = !opt.accumulate_dq || kernels::nsa_slc_backward_accumulates(p);
+  p.accumulate_dq = opt.accumulate_dq && native;
   const Tensor ws = workspace(kernels::nsa_slc_backward_workspace(p), q.device());
   p.workspace = ws.data_ptr();
-  check(kernels::launch_nsa_slc_backward(p, stream()), "nsa_selected_attention_backward");
+  write_or_accumulate_dq(*this, dq, !native, [&](const Tensor& target) {
+    p.dq = target.data_ptr();
+    check(kernels::launch_nsa_slc_backward(p, stream()), "nsa_selected_attention_backward");
+  });
 }
 
 }  // namespace nsa::cuda_binding
