@@ -987,10 +987,30 @@ bool slc_wgmma_path(const NsaBackwardParams& p) {
 // dQ from the wgmma dK/dV kernel's partials (slc_dkdv_wgmma_kernel with DQ) instead of the query-side
 // kernel: selection blocks of one pass. It trades the query side's 16 × 64 K/V rows per (token, KV head) read
 // from L2 for n bf16 partial rows per (token, head) written to and read back from HBM.
+// The partials take n × the bytes of dq; past a quarter of the device's memory (16 GiB at 64k tokens × 64
+// heads × D 128 on an 80 GB H100 fits) the query-side kernel runs instead, so a long context does not fail
+// for the workspace of a speed-up.
 std::atomic<SlcDqKernel> g_dq_kernel{SlcDqKernel::automatic};
+size_t device_memory_bytes() {
+  static std::atomic<size_t> total[64];  // per device, 0: not read yet
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
+  size_t bytes = total[dev].load(std::memory_order_relaxed);
+  if (bytes == 0) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return 0;
+    bytes = prop.totalGlobalMem;
+    total[dev].store(bytes, std::memory_order_relaxed);
+  }
+  return bytes;
+}
+size_t dq_partial_bytes(const NsaBackwardParams& p) {
+  return static_cast<size_t>(p.sz.batch * p.sz.seq * p.sz.heads_q) * static_cast<size_t>(p.n_indices) *
+         static_cast<size_t>(p.sz.dim_k) * sizeof(bf16_t);
+}
 bool fused_dq_path(const NsaBackwardParams& p) {
   return g_dq_kernel.load() == SlcDqKernel::automatic && slc_wgmma_path(p) && p.geo.slc_block <= kWgKeys &&
-         p.n_indices > 0;
+         p.n_indices > 0 && dq_partial_bytes(p) <= device_memory_bytes() / 4;
 }
 
 template <class Kernel>
