@@ -9,6 +9,7 @@
 #include <functional>
 #include <tuple>
 
+#include "ops/backend.h"
 #include "test_util.h"
 
 namespace nsa::test {
@@ -781,6 +782,40 @@ TEST(NsaGateCombine, MatchesComposedOpsWithGradients) {
       std::printf("[nsa_gate_combine]   grad of input %zu rel_err=%.2e\n", i, gerr);
       EXPECT_LT(gerr, 1e-13) << "input " << i;
     }
+  }
+}
+
+// The backend's gate backward also hands out each branch's row sums (nsa_attention's fused backward passes
+// them to the branch backwards): deltas[c, b, h, t] = Σ_d d_o_c · o_c over the row (b, t, h), in f32 and f64.
+TEST(NsaGateCombine, BackwardRowSumsForTheBranches) {
+  Generator gen(74);
+  const int64_t B = 2, T = 9, H = 3, Dv = 7;
+  const Dims shape{B, T, H, Dv};
+  const Tensor logits = random({B, T, H, 3}, gen, 2.0), dout = random(shape, gen);
+  const Tensor o[3] = {random(shape, gen), random(shape, gen), random(shape, gen)};
+  for (const DType delta_type : {DType::f64, DType::f32}) {
+    auto empty_like = [](const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); };
+    Tensor d_logits = empty_like(logits), d[3] = {empty_like(o[0]), empty_like(o[1]), empty_like(o[2])};
+    const Tensor deltas = Tensor::empty({3, B, H, T}, delta_type, Device::cpu());
+    backend_for(Device::cpu())
+        .nsa_gate_backward(d_logits, d[0], d[1], d[2], dout, logits, o[0], o[1], o[2], &deltas);
+    const std::vector<double> got = to_vector<double>(to(deltas, Device::cpu(), DType::f64));
+    double worst = 0;
+    for (int c = 0; c < 3; ++c) {
+      const std::vector<double> dc = to_vector<double>(d[c]), oc = to_vector<double>(o[c]);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t h = 0; h < H; ++h) {
+            double expect = 0;
+            const int64_t row = (b * T + t) * H + h;
+            for (int64_t i = 0; i < Dv; ++i) expect += dc[row * Dv + i] * oc[row * Dv + i];
+            const double value = got[((c * B + b) * H + h) * T + t];
+            worst = std::max(worst, std::abs(value - expect) / std::max(1.0, std::abs(expect)));
+          }
+    }
+    std::printf("[nsa_gate_combine] row sums for the branches (%s): worst error %.2e\n",
+                dtype_name(delta_type), worst);
+    EXPECT_LT(worst, delta_type == DType::f64 ? 1e-13 : 1e-6);
   }
 }
 
