@@ -648,6 +648,18 @@ __device__ __forceinline__ void copy_query_rows(unsigned char* q_tile, unsigned 
   }
 }
 
+// One step of a cp.async ring of STAGES shared-memory stages: issues the load of item `next` (when there is
+// one; a commit group either way, so the wait below counts the same groups) and waits until the item
+// STAGES − 1 groups back, the one about to be used, is in shared memory and visible to wgmma.
+template <int STAGES, class Load>
+__device__ __forceinline__ void ring_step(int64_t next, int64_t end, Load&& load) {
+  if (next < end) load(next);
+  cp_async_commit();
+  cp_async_wait<STAGES - 1>();
+  fence_proxy_async();
+  __syncthreads();
+}
+
 template <int D, int WGS, int STAGES>
 struct WgDkvSmem {
   static constexpr int kThreads = 128 * WGS, kTileKeys = 64 * WGS;
@@ -728,11 +740,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
 
   float dka[D / 2] = {}, dva[D / 2] = {}, s[32] = {}, dp[32] = {};
   for (int64_t step = 0; step < n_steps; ++step) {
-    if (step + STAGES - 1 < n_steps) load_stage(step + STAGES - 1);
-    cp_async_commit();
-    cp_async_wait<STAGES - 1>();
-    fence_proxy_async();
-    __syncthreads();
+    ring_step<STAGES>(step + STAGES - 1, n_steps, load_stage);
     const int buf = static_cast<int>(step % STAGES);
     const uint32_t qst = smem_u32(stages + buf * S::kStage), dost = qst + S::kQ;
     wg_fence();
@@ -873,11 +881,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
 
   float acc[D / 2] = {}, s[32] = {}, dp[32] = {};
   for (int64_t kt = kt0; kt < n_kt; ++kt) {
-    if (kt + STAGES - 1 < n_kt) load_kv(kt + STAGES - 1);
-    cp_async_commit();
-    cp_async_wait<STAGES - 1>();
-    fence_proxy_async();
-    __syncthreads();
+    ring_step<STAGES>(kt + STAGES - 1, n_kt, load_kv);
     const uint32_t kst = smem_u32(smem + (kt % STAGES) * S::kStage), vst = kst + S::kK;
     wg_fence();
 #pragma unroll
@@ -995,11 +999,7 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   float o[D / 2] = {}, s[32] = {};
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
   for (int64_t kt = kt0; kt < n_kt; ++kt) {
-    if (kt + STAGES - 1 < n_kt) load_kv(kt + STAGES - 1);
-    cp_async_commit();
-    cp_async_wait<STAGES - 1>();
-    fence_proxy_async();
-    __syncthreads();
+    ring_step<STAGES>(kt + STAGES - 1, n_kt, load_kv);
     const int i0 = static_cast<int>(kt) * kKeys;      // keys fit in 32 bits
     if (i0 < vis_wg_max && i0 + kKeys > lo_wg_min) {  // warpgroup-uniform
       const uint32_t kst = smem_u32(smem + (kt % STAGES) * S::kStage), vst = kst + S::kK;

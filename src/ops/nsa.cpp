@@ -276,13 +276,9 @@ Tensor nsa_selected_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   return out;
 }
 
-// The branches and the gate as one autograd node (φ keeps its own): the backward runs the gate's first, which
-// also gives the row sums rowsum(dO_c ∘ O_c) every branch backward needs (on CUDA; the kernels would
-// otherwise read dO_c and O_c once more for them), then the three branches, the second and third adding into
-// the first one's dq instead of three dq tensors that the engine sums. The maths is that of the composed ops
-// (detail::nsa_attention_composed), which the tests compare it with.
-Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double scale) {
-  const char* op = "nsa_attention";
+namespace {
+// The checks both forms of nsa_attention make before anything runs: q, the gate logits, the geometry.
+NsaBlocks check_layer_inputs(const char* op, const NsaBranchInputs& in, const NsaConfig& cfg) {
   detail::check_floating(op, in.q, "q");
   detail::check_floating(op, in.gate_logits, "gate_logits");
   const NsaBlocks nb = blocks_of(op, cfg);
@@ -293,6 +289,19 @@ Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double sca
             "[", op, "] expected gate_logits of shape [", in.q.size(0), ", ", in.q.size(1), ", ",
             in.q.size(2), ", 3] (cmp, slc, win), got ", g.desc());
   NSA_CHECK(cfg.window >= 0, "[", op, "] expected window >= 0 (0: unlimited), got ", cfg.window);
+  return nb;
+}
+}  // namespace
+
+// The branches and the gate as one autograd node (φ keeps its own): the backward runs the gate's first, which
+// also gives the row sums rowsum(dO_c ∘ O_c) every branch backward needs (on CUDA; the kernels would
+// otherwise read dO_c and O_c once more for them), then the three branches, the second and third adding into
+// the first one's dq instead of three dq tensors that the engine sums. The maths is that of the composed ops
+// (detail::nsa_attention_composed), which the tests compare it with.
+Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double scale) {
+  const char* op = "nsa_attention";
+  const NsaBlocks nb = check_layer_inputs(op, in, cfg);
+  const Tensor& g = in.gate_logits;
   const Tensor& q = in.q;
   check_floating_same(op, q,
                       {{&in.k_slc, "k_slc"},
@@ -373,16 +382,8 @@ Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double sca
 
 Tensor detail::nsa_attention_composed(const NsaBranchInputs& in, const NsaConfig& cfg, double scale) {
   const char* op = "nsa_attention";
-  detail::check_floating(op, in.q, "q");
-  detail::check_floating(op, in.gate_logits, "gate_logits");
-  blocks_of(op, cfg);
-  NSA_CHECK(in.q.dim() == 4, "[", op, "] expected q [B, T, Hq, Dk], got ", in.q.desc());
+  check_layer_inputs(op, in, cfg);
   const Tensor& g = in.gate_logits;
-  NSA_CHECK(g.dim() == 4 && g.size(0) == in.q.size(0) && g.size(1) == in.q.size(1) &&
-                g.size(2) == in.q.size(2) && g.size(3) == 3,
-            "[", op, "] expected gate_logits of shape [", in.q.size(0), ", ", in.q.size(1), ", ",
-            in.q.size(2), ", 3] (cmp, slc, win), got ", g.desc());
-  NSA_CHECK(cfg.window >= 0, "[", op, "] expected window >= 0 (0: unlimited), got ", cfg.window);
   scale = resolve_scale(op, scale, in.q.size(3));
 
   const Tensor kc = nsa_compress(in.k_cmp, in.cmp_pos_k, in.cmp_w1_k, in.cmp_w2_k, cfg);
