@@ -356,8 +356,8 @@ Tensor nsa_attention(const NsaBranchInputs& in, const NsaConfig& cfg, double sca
         auto like = [](const Tensor& t) { return Tensor::empty(t.shape(), t.dtype(), t.device()); };
         const Tensor dout = contiguous(grads[0]);
         Tensor d_logits = like(gs), d_cmp = like(o_cmp), d_slc = like(o_slc), d_win = like(o_win);
-        // The row sums from the gate where the kernels take them (f32, on CUDA).
-        const bool sums = qs.device().is_cuda() && qs.dtype() != DType::f64;
+        // The row sums from the gate where kernels take them: the CUDA tensor-core paths (bf16).
+        const bool sums = qs.device().is_cuda() && qs.dtype() == DType::bf16;
         const int64_t B = qs.size(0), T = qs.size(1), Hq = qs.size(2);
         const Tensor deltas = sums ? Tensor::empty({3, B, Hq, T}, DType::f32, qs.device()) : Tensor();
         be.nsa_gate_backward(d_logits, d_cmp, d_slc, d_win, dout, gs, o_cmp, o_slc, o_win,

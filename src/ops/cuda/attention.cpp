@@ -127,12 +127,11 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
                                      const AttentionGradOptions& opt) {
   const Sizes z = sizes_of(q, k, v);
   if (use_flash(z, q.dtype(), {&q, &k, &v, &out, &dout, &dq, &dk, &dv})) {
-    // A caller's row sums (f32 [B, Hq, T]) stand in for the kernel's; the kernels only read them then.
-    const bool delta_given = opt.delta != nullptr && opt.delta->dtype() == DType::f32 &&
-                             opt.delta->numel() == z.batch * z.heads_q * z.seq;
+    // A caller's row sums stand in for the kernel's; the kernels only read them then.
+    float* given = given_row_sums(opt, z.batch * z.heads_q * z.seq);
     const Tensor delta =
-        delta_given ? *opt.delta
-                    : workspace(static_cast<size_t>(z.batch * z.heads_q * z.seq) * sizeof(float), q.device());
+        given ? Tensor()
+              : workspace(static_cast<size_t>(z.batch * z.heads_q * z.seq) * sizeof(float), q.device());
     kernels::FlashBackwardParams p;
     p.shape = flash_shape(z, scale, window);
     p.q = q.data_ptr();
@@ -141,7 +140,7 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
     p.out = out.data_ptr();
     p.dout = dout.data_ptr();
     p.lse = static_cast<const float*>(lse.data_ptr());
-    p.delta = static_cast<float*>(delta.data_ptr());
+    p.delta = given ? given : static_cast<float*>(delta.data_ptr());
     p.dq = dq.data_ptr();
     p.dk = dk.data_ptr();
     p.dv = dv.data_ptr();
@@ -153,7 +152,7 @@ void CudaBackend::attention_backward(const Tensor& dq, const Tensor& dk, const T
     p.dq_strides = bth_strides(dq);
     p.dk_strides = bth_strides(dk);
     p.dv_strides = bth_strides(dv);
-    p.delta_ready = delta_given;
+    p.delta_ready = given != nullptr;
     p.accumulate_dq = opt.accumulate_dq;
     if (opt.accumulate_dq && !kernels::flash_backward_accumulates(p)) {
       p.accumulate_dq = false;

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "kernels/common/kernel_common.h"
 #include "kernels/elementwise/elementwise.h"
+#include "ops/backend.h"
 
 namespace nsa::cuda_binding {
 
@@ -29,5 +30,13 @@ Tensor workspace(size_t bytes, Device device);
 
 // The device word kernels set bad-input flags in (kernels::DeviceError), one per device.
 unsigned* error_flag();
+
+// A caller's attention row sums (AttentionGradOptions::delta) when the kernels can take them: f32 with one
+// value per of the `rows` = B·Hq·T rows; else nullptr (the kernels form their own).
+inline float* given_row_sums(const AttentionGradOptions& opt, int64_t rows) {
+  return opt.delta != nullptr && opt.delta->dtype() == DType::f32 && opt.delta->numel() == rows
+             ? opt.delta->data<float>()
+             : nullptr;
+}
 
 }  // namespace nsa::cuda_binding

@@ -41,13 +41,6 @@ kernels::NsaBackwardParams backward_params(const Tensor& dq, const Tensor& dk, c
   return p;
 }
 
-// A caller's row sums (f32 [B, Hq, T]) for the kernels to use instead of their own.
-void given_grad_options(kernels::NsaBackwardParams& p, const AttentionGradOptions& opt) {
-  if (opt.delta != nullptr && opt.delta->dtype() == DType::f32 &&
-      opt.delta->numel() == p.sz.batch * p.sz.heads_q * p.sz.seq)
-    p.delta_in = opt.delta->data<float>();
-}
-
 }  // namespace
 
 void CudaBackend::nsa_cmp_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& kc,
@@ -64,7 +57,7 @@ void CudaBackend::nsa_cmp_attention_backward(const Tensor& dq, const Tensor& dkc
                                              const NsaBlocks& blocks, double scale,
                                              const AttentionGradOptions& opt) {
   kernels::NsaBackwardParams p = backward_params(dq, dkc, dvc, dout, q, kc, vc, out, lse, blocks, scale);
-  given_grad_options(p, opt);
+  p.delta_in = given_row_sums(opt, p.sz.batch * p.sz.heads_q * p.sz.seq);
   const bool native = !opt.accumulate_dq || kernels::nsa_cmp_backward_accumulates(p);
   p.accumulate_dq = opt.accumulate_dq && native;
   const Tensor ws = workspace(kernels::nsa_cmp_backward_workspace(p), q.device());
@@ -120,7 +113,7 @@ void CudaBackend::nsa_slc_attention_backward(const Tensor& dq, const Tensor& dk,
   p.index_type = scalar(indices.dtype());
   p.n_indices = indices.size(3);
   p.error_flag = error_flag();
-  given_grad_options(p, opt);
+  p.delta_in = given_row_sums(opt, p.sz.batch * p.sz.heads_q * p.sz.seq);
   const bool native = !opt.accumulate_dq || kernels::nsa_slc_backward_accumulates(p);
   p.accumulate_dq = opt.accumulate_dq && native;
   const Tensor ws = workspace(kernels::nsa_slc_backward_workspace(p), q.device());
