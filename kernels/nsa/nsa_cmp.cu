@@ -743,57 +743,12 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
     ring_step<STAGES>(step + STAGES - 1, n_steps, load_stage);
     const int buf = static_cast<int>(step % STAGES);
     const uint32_t qst = smem_u32(stages + buf * S::kStage), dost = qst + S::kQ;
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      wgmma_ss_n64(s, desc_k_major(ks, 64, kk), desc_k_major(qst, kWgRows, kk), kk > 0);
-    wg_commit();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      wgmma_ss_n64(dp, desc_k_major(vs, 64, kk), desc_k_major(dost, kWgRows, kk), kk > 0);
-    wg_commit();
-
-    const float* lse_st = st_lse + buf * kWgRows;
-    const float* delta_st = st_delta + buf * kWgRows;
-    const int* token_st = st_token + buf * kWgRows;
-    wg_wait<1>();  // Sᵀ; dPᵀ still running
-    wg_hold(s);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int col = j * 8 + (lane & 3) * 2;
-      const float2 l2 = *reinterpret_cast<const float2*>(lse_st + col);
-      const int2 t2 = *reinterpret_cast<const int2*>(token_st + col);
-      const float lse_x = l2.x * kLog2e, lse_y = l2.y * kLog2e;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int t = e & 1 ? t2.y : t2.x;
-        const bool seen = t >= (e < 2 ? from_a : from_b) && (!WINDOW || t <= (e < 2 ? to_a : to_b));
-        s[4 * j + e] = seen ? exp2f(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
-      }
-    }
-    wg_wait<0>();
-    wg_hold(dp);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const float2 d2 = *reinterpret_cast<const float2*>(delta_st + j * 8 + (lane & 3) * 2);
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e & 1 ? d2.y : d2.x));  // dSᵀ
-    }
-    uint32_t pa[4][4], dsa[4][4];
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      flat_acc_to_a(pa[kk], s, kk);
-      flat_acc_to_a(dsa[kk], dp, kk);
-    }
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < kWgRows / 16; ++kk)
-      wgmma_rs<D, 1>(dva, pa[kk], desc_mn_major(dost, kWgRows, kk), 1);
-#pragma unroll
-    for (int kk = 0; kk < kWgRows / 16; ++kk)
-      wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kWgRows, kk), 1);
-    wg_commit();
+    uint32_t dsa[4][4];
+    wg_dkdv_stage<D>(dka, dva, s, dp, dsa, ks, vs, qst, dost, st_lse + buf * kWgRows,
+                     st_delta + buf * kWgRows, st_token + buf * kWgRows, scale_log2, lane,
+                     [&](int t, int half) {
+                       return t >= (half ? from_b : from_a) && (!WINDOW || t <= (half ? to_b : to_a));
+                     });
     wg_wait<0>();
     __syncthreads();
   }

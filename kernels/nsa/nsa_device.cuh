@@ -451,4 +451,66 @@ __device__ __forceinline__ void flat_acc_to_a(uint32_t (&a)[4], const float (&d)
   a[3] = pack_bf16(d[8 * kk + 6], d[8 * kk + 7]);
 }
 
+// One stage of the wgmma dK/dV kernels (the compressed branch's and the selected branch's): this warpgroup's
+// 64 keys (K and V tiles at ks, vs) against the stage's 64 query rows (Q and dO tiles at qst, dost, all
+// swizzled). Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ go out as two commit groups, so Pᵀ = exp2(scale·Sᵀ − lse) (0 where
+// seen(token, half) is false; half 0/1: the lane's key row lane/4 or the one 8 below) runs while dPᵀ is
+// still on the tensor cores; then dSᵀ = Pᵀ ∘ (dPᵀ − delta), and dV += Pᵀ·dO, dK += dSᵀ·Q are issued as one
+// committed group, not waited for. lse_st, delta_st, token_st: the stage's 64 rows. dsa receives dSᵀ as bf16
+// A fragments (k-step kk: columns 16kk .. 16kk + 15), for a caller that also forms dQ.
+template <int D, class Seen>
+__device__ __forceinline__ void wg_dkdv_stage(float (&dka)[D / 2], float (&dva)[D / 2], float (&s)[32],
+                                              float (&dp)[32], uint32_t (&dsa)[4][4], uint32_t ks,
+                                              uint32_t vs, uint32_t qst, uint32_t dost, const float* lse_st,
+                                              const float* delta_st, const int* token_st, float scale_log2,
+                                              int lane, Seen&& seen) {
+  constexpr int kRows = 64;
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    wgmma_ss_n64(s, desc_k_major(ks, 64, kk), desc_k_major(qst, kRows, kk), kk > 0);
+  wg_commit();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    wgmma_ss_n64(dp, desc_k_major(vs, 64, kk), desc_k_major(dost, kRows, kk), kk > 0);
+  wg_commit();
+
+  wg_wait<1>();  // Sᵀ; dPᵀ still running
+  wg_hold(s);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int col = j * 8 + (lane & 3) * 2;
+    const float2 l2 = *reinterpret_cast<const float2*>(lse_st + col);
+    const int2 t2 = *reinterpret_cast<const int2*>(token_st + col);
+    const float lse_x = l2.x * kLog2e, lse_y = l2.y * kLog2e;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int t = e & 1 ? t2.y : t2.x;
+      s[4 * j + e] =
+          seen(t, e >> 1) ? exp2f(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
+    }
+  }
+  wg_wait<0>();
+  wg_hold(dp);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float2 d2 = *reinterpret_cast<const float2*>(delta_st + j * 8 + (lane & 3) * 2);
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e & 1 ? d2.y : d2.x));  // dSᵀ
+  }
+  uint32_t pa[4][4];
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    flat_acc_to_a(pa[kk], s, kk);
+    flat_acc_to_a(dsa[kk], dp, kk);
+  }
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < kRows / 16; ++kk) wgmma_rs<D, 1>(dva, pa[kk], desc_mn_major(dost, kRows, kk), 1);
+#pragma unroll
+  for (int kk = 0; kk < kRows / 16; ++kk) wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kRows, kk), 1);
+  wg_commit();
+}
+
 }  // namespace nsa::kernels::nsa_impl

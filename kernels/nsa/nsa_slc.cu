@@ -823,55 +823,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       __syncthreads();
       const int buf = static_cast<int>(step % kWgStages);
       const uint32_t qst = smem_u32(stages + buf * S::kStage), dost = qst + S::kQ;
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk)
-        wgmma_ss_n64(s, desc_k_major(ks, kWgKeys, kk), desc_k_major(qst, kWgRows, kk), kk > 0);
-      wg_commit();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk)
-        wgmma_ss_n64(dp, desc_k_major(vs, kWgKeys, kk), desc_k_major(dost, kWgRows, kk), kk > 0);
-      wg_commit();
-
-      const float* lse_st = st_lse + buf * kWgRows;
-      const float* delta_st = st_delta + buf * kWgRows;
       const int* token_st = st_token + (step % kTokenRing) * kWgRows;
-      wg_wait<1>();  // Sᵀ; dPᵀ still running
-      wg_hold(s);
-#pragma unroll
-      for (int c = 0; c < 8; ++c) {
-        const int col = c * 8 + (lane & 3) * 2;
-        const float2 l2 = *reinterpret_cast<const float2*>(lse_st + col);
-        const int2 t2 = *reinterpret_cast<const int2*>(token_st + col);
-        const float lse_x = l2.x * kLog2e, lse_y = l2.y * kLog2e;
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const bool vis = (e & 1 ? t2.y : t2.x) >= (e < 2 ? from_a : from_b);
-          s[4 * c + e] = vis ? exp2f(s[4 * c + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
-        }
-      }
-      wg_wait<0>();
-      wg_hold(dp);
-#pragma unroll
-      for (int c = 0; c < 8; ++c) {
-        const float2 d2 = *reinterpret_cast<const float2*>(delta_st + c * 8 + (lane & 3) * 2);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dp[4 * c + e] = s[4 * c + e] * (dp[4 * c + e] - (e & 1 ? d2.y : d2.x));
-      }
-      uint32_t pa[4][4], dsa[4][4];
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        flat_acc_to_a(pa[kk], s, kk);
-        flat_acc_to_a(dsa[kk], dp, kk);
-      }
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < kWgRows / 16; ++kk)
-        wgmma_rs<D, 1>(dva, pa[kk], desc_mn_major(dost, kWgRows, kk), 1);
-#pragma unroll
-      for (int kk = 0; kk < kWgRows / 16; ++kk)
-        wgmma_rs<D, 1>(dka, dsa[kk], desc_mn_major(qst, kWgRows, kk), 1);
-      wg_commit();
+      uint32_t dsa[4][4];
+      wg_dkdv_stage<D>(dka, dva, s, dp, dsa, ks, vs, qst, dost, st_lse + buf * kWgRows,
+                       st_delta + buf * kWgRows, token_st, scale_log2, lane,
+                       [&](int t, int half) { return t >= (half ? from_b : from_a); });
       if constexpr (DQ) {
         // dSᵀ (keys × rows) into its swizzled tile while the products run, the A operand of dQ = dS·K:
         // dsa[kk] holds columns 16kk .. 16kk + 15 of this lane's two key rows, in 4-byte pairs.
