@@ -5,7 +5,8 @@
 #   bash launch/device_nsa_bench.sh [SEQS=8192,16384,32768,65536]
 # NSA_SKIP_TESTS=1: benchmarks only; NSA_TESTS="test_nsa_cuda ...": those tests only; NSA_SKIP_REFERENCE=1: no
 # PyTorch SDPA and no dense-attention benchmark (NSA only, e.g. while tuning a kernel); NSA_SKIP_DENSE=1: SDPA
-# but not our dense flash kernel.
+# but not our dense flash kernel. NSA_STEP_TIMEOUT=seconds (default 900): limit on each test and benchmark
+# binary, so that a hung kernel costs minutes, not the whole call.
 # Outputs in $OUT: nsa_tests.txt, bench_nsa.txt, bench_attention.txt, sdpa.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ OUT=${OUT:-$PWD/out}
 mkdir -p "$OUT"
 BUILD=${NSA_BUILD_DIR:-build-device}
 seqs=${1:-8192,16384,32768,65536}
+limit=(timeout "${NSA_STEP_TIMEOUT:-900}")
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
@@ -29,7 +31,7 @@ rc=0
 [ -n "${NSA_SKIP_TESTS:-}" ] || for t in ${NSA_TESTS:-test_nsa_cuda test_nsa test_flash_attention test_attention}; do
   bin=$(find "$BUILD/tests" -name "$t" -type f -perm -u+x | head -1)
   [ -n "$bin" ] || { echo "device_nsa_bench.sh: no test binary $t under $BUILD/tests" | tee -a "$OUT/nsa_tests.txt"; rc=1; continue; }
-  "$bin" 2>&1 | tee -a "$OUT/nsa_tests.txt" | grep -E "^\[  (PASSED|FAILED) |FAILED  \]" || true
+  "${limit[@]}" "$bin" 2>&1 | tee -a "$OUT/nsa_tests.txt" | grep -E "^\[  (PASSED|FAILED) |FAILED  \]" || true
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 done
 [ -n "${NSA_SKIP_TESTS:-}" ] || grep -E "rel_err|rel err|max_err|determin" "$OUT/nsa_tests.txt" | tail -60 >"$OUT/nsa_errors.txt"
@@ -40,11 +42,11 @@ if [ -z "${NSA_SKIP_REFERENCE:-}" ]; then
   python3 tests/bench/sdpa_reference.py --seqs "$seqs" --backend cudnn 2>&1 | tee -a "$OUT/sdpa.txt"
   if [ -z "${NSA_SKIP_DENSE:-}" ]; then
     echo "== nsa-train dense attention (flash kernel)"
-    "$BUILD/tests/bench/nsa_bench_attention" ${seqs//,/ } 2>&1 | tee "$OUT/bench_attention.txt"
+    "${limit[@]}" "$BUILD/tests/bench/nsa_bench_attention" ${seqs//,/ } 2>&1 | tee "$OUT/bench_attention.txt"
   fi
 fi
 echo "== L2 read ceiling (tests/bench/bench_l2.cu)"
-"$BUILD/tests/bench/nsa_bench_l2" 2>&1 | tee "$OUT/bench_l2.txt"
+"${limit[@]}" "$BUILD/tests/bench/nsa_bench_l2" 2>&1 | tee "$OUT/bench_l2.txt"
 echo "== nsa-train NSA"
-"$BUILD/tests/bench/nsa_bench_nsa" ${seqs//,/ } 2>&1 | tee "$OUT/bench_nsa.txt"
+"${limit[@]}" "$BUILD/tests/bench/nsa_bench_nsa" ${seqs//,/ } 2>&1 | tee "$OUT/bench_nsa.txt"
 exit "$rc"

@@ -901,7 +901,18 @@ struct WgFwdSmem {
 // both K-major), the block-causal mask and the online softmax in registers, then O += P·V (P from the
 // accumulators, V read MN-major). The warpgroups share the K/V stages, so a program reads each tile once for
 // 64·WGS rows: the tile traffic from L2 is what bounded the 64-row kernels. Head dims D = DK = DV.
-template <int D, int WGS, int STAGES, bool WINDOW>
+//
+// How the warpgroups share the ring of STAGES stages:
+//   - RING = false (lockstep): two block barriers per tile, so all warpgroups multiply at the same time and
+//     then all run their softmax while the tensor cores wait;
+//   - RING = true: per stage a "full" mbarrier (the copying warps arrive once the tile is in shared memory)
+//     and an "empty" one (every warp arrives when it is done with the tile). A warpgroup waits only for the
+//     tile it needs, so the warpgroups drift apart and one's softmax runs under another's products. The
+//     copying warps (also consumers) refill a stage at the end of their tile i once every warp has left tile
+//     i − 1; they announce tile i + 1 after waiting for their own copies of it (cp.async.wait_group, then the
+//     proxy fence, as the block-barrier version does), so a warpgroup can run at most about a tile ahead of
+//     the copiers and the copiers a tile ahead of the slowest warpgroup. Needs STAGES >= 3.
+template <int D, int WGS, int STAGES, bool WINDOW, bool RING>
 __global__ void __launch_bounds__(128 * WGS, 1)
     cmp_forward_wgmma_kernel(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
                              const bf16_t* __restrict__ v, bf16_t* __restrict__ out, float* __restrict__ lse,
@@ -929,16 +940,38 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   auto lowest = [&](int64_t r) { return WINDOW ? static_cast<int>(vis.lo(gr.token(r))) : 0; };  // first key
   // The copy's row step must divide the tile: with three warpgroups the first two copy.
   constexpr int kCopyThr = kThr == 384 ? 256 : kThr;
-  auto load_kv = [&](int64_t kt) {
-    if (tid < kCopyThr)
-      copy_kv_tile_sw128<D, kCopyThr>(smem + (kt % STAGES) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
-  };
+  static_assert(!RING || STAGES >= 3, "the ring refills a stage two tiles after its last use at the earliest");
+  const bool copier = tid < kCopyThr;  // warp-uniform
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
   const int64_t kt0 = lowest(row0) / kKeys;  // first tile any row sees
+  auto stage_of = [&](int64_t kt) { return static_cast<int>((kt - kt0) % STAGES); };
+  auto load_kv = [&](int64_t kt) {
+    if (copier)
+      copy_kv_tile_sw128<D, kCopyThr>(smem + stage_of(kt) * S::kStage, S::kK, k, v, q, kt, sz, gr, tid);
+  };
+  __shared__ uint64_t full[RING ? STAGES : 1], empty[RING ? STAGES : 1];
+  if constexpr (RING) {
+    if (tid == 0) {
+      for (int st = 0; st < STAGES; ++st) {
+        mbar_init(full + st, kCopyThr / 32);
+        mbar_init(empty + st, 4 * WGS);
+      }
+      mbar_init_fence();
+    }
+  }
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
     if (kt0 + s < n_kt) load_kv(kt0 + s);
     cp_async_commit();
+  }
+  if constexpr (RING) {
+    // Q and tile kt0 (the first group) for everyone through one block barrier, which also publishes the
+    // initialised barriers; then the copiers announce tile kt0, so that every tile goes through its "full"
+    // barrier.
+    cp_async_wait<STAGES - 2>();
+    fence_proxy_async();
+    __syncthreads();
+    if (copier && lane == 0 && kt0 < n_kt) mbar_arrive(full);
   }
 
   const int64_t wrow = row0 + warp * 16;  // this warp's first row (rows ascend in t)
@@ -954,10 +987,17 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   float o[D / 2] = {}, s[32] = {};
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
   for (int64_t kt = kt0; kt < n_kt; ++kt) {
-    ring_step<STAGES>(kt + STAGES - 1, n_kt, load_kv);
+    const int64_t i = kt - kt0;
+    const int st = stage_of(kt);
+    if constexpr (RING) {
+      mbar_wait(full + st, static_cast<uint32_t>((i / STAGES) & 1));
+      fence_proxy_async();
+    } else {
+      ring_step<STAGES>(kt + STAGES - 1, n_kt, load_kv);
+    }
     const int i0 = static_cast<int>(kt) * kKeys;      // keys fit in 32 bits
     if (i0 < vis_wg_max && i0 + kKeys > lo_wg_min) {  // warpgroup-uniform
-      const uint32_t kst = smem_u32(smem + (kt % STAGES) * S::kStage), vst = kst + S::kK;
+      const uint32_t kst = smem_u32(smem + st * S::kStage), vst = kst + S::kK;
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk)
@@ -994,9 +1034,27 @@ __global__ void __launch_bounds__(128 * WGS, 1)
         o[4 * j + 2] *= corr.y;
         o[4 * j + 3] *= corr.y;
       }
-      wg_accumulate_tile<D>(o, s, vst);  // O += P·V
+      wg_accumulate_tile<D>(o, s, vst);  // O += P·V (waits for the product)
     }
-    __syncthreads();
+    if constexpr (RING) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty + st);
+      if (copier) {
+        // Tile i + 1 went out STAGES − 2 commit groups ago (or in the prologue).
+        cp_async_wait<STAGES - 3>();
+        fence_proxy_async();
+        __syncwarp();
+        if (lane == 0 && kt + 1 < n_kt) mbar_arrive(full + stage_of(kt + 1));
+        // Tile i + STAGES − 1 goes to the stage tile i − 1 held, once every warp has left that.
+        if (kt + STAGES - 1 < n_kt) {
+          if (i >= 1) mbar_wait(empty + stage_of(kt - 1), static_cast<uint32_t>(((i - 1) / STAGES) & 1));
+          load_kv(kt + STAGES - 1);
+        }
+        cp_async_commit();
+      }
+    } else {
+      __syncthreads();
+    }
   }
   cp_async_wait<0>();
 
@@ -1050,6 +1108,10 @@ constexpr int kWgGroups = 1, kWgStages = 2;  // warpgroups per program, shared-m
 // mma.sync 128 rows 18.5 ms; wgmma 128 rows 13.4 ms (2 stages) / 13.9 ms (3); 192 rows 12.0 / 12.1 ms. 8k:
 // 0.46 → 0.40 ms. Two warpgroups for dQ (sharing K/V) measured no faster (43.2 vs 43.3 ms backward).
 constexpr int kWgFwdGroups = 3, kWgFwdStages = 2;
+// The mbarrier ring (cmp_forward_wgmma_kernel, RING = true) with this many stages unless a test or benchmark
+// asks for another sharing (set_group_forward_sync).
+constexpr int kWgFwdRingStages = 4;
+std::atomic<GroupForwardSync> g_forward_sync{GroupForwardSync::automatic};
 bool wgmma_path(const NsaSizes& sz) { return sz.dim_k == sz.dim_v && sz.dim_k != 192 && wgmma_available(); }
 bool wgmma_path(const NsaBackwardParams& p) { return wgmma_path(p.sz); }
 // Keys per dK/dV program (the plan's tile): the wgmma kernel's, else the mma.sync kernel's.
@@ -1213,14 +1275,24 @@ Status launch_group_backward(const GroupBackward& g, const KeyTilePlan& plan, cu
 template <int D>
 Status launch_wgmma_forward(const NsaSizes& sz, const KeyVisibility& vis, const bf16_t* q, const bf16_t* k,
                             const bf16_t* v, bf16_t* out, float* lse, float scale, cudaStream_t stream) {
-  using S = WgFwdSmem<D, kWgFwdGroups, kWgFwdStages>;
-  auto kernel = vis.window > 0 ? cmp_forward_wgmma_kernel<D, kWgFwdGroups, kWgFwdStages, true>
-                               : cmp_forward_wgmma_kernel<D, kWgFwdGroups, kWgFwdStages, false>;
-  if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
-  const dim3 grid(static_cast<unsigned>(ceil_div(sz.seq * (sz.heads_q / sz.heads_kv), S::kCtaRows)),
-                  static_cast<unsigned>(sz.batch * sz.heads_kv));
-  kernel<<<grid, S::kThreads, S::kBytes, stream>>>(q, k, v, out, lse, sz, vis, scale * kLog2e);
-  return last_launch();
+  auto run = [&]<int STAGES, bool RING>() {
+    using S = WgFwdSmem<D, kWgFwdGroups, STAGES>;
+    auto kernel = vis.window > 0 ? cmp_forward_wgmma_kernel<D, kWgFwdGroups, STAGES, true, RING>
+                                 : cmp_forward_wgmma_kernel<D, kWgFwdGroups, STAGES, false, RING>;
+    if (Status st = allow_smem(kernel, S::kBytes); !st.ok()) return st;
+    const dim3 grid(static_cast<unsigned>(ceil_div(sz.seq * (sz.heads_q / sz.heads_kv), S::kCtaRows)),
+                    static_cast<unsigned>(sz.batch * sz.heads_kv));
+    kernel<<<grid, S::kThreads, S::kBytes, stream>>>(q, k, v, out, lse, sz, vis, scale * kLog2e);
+    return last_launch();
+  };
+  switch (g_forward_sync.load()) {
+    case GroupForwardSync::lockstep:
+      return run.template operator()<kWgFwdStages, false>();
+    case GroupForwardSync::ring3:
+      return run.template operator()<3, true>();
+    default:
+      return run.template operator()<kWgFwdRingStages, true>();
+  }
 }
 
 }  // namespace
@@ -1285,6 +1357,7 @@ size_t nsa_cmp_backward_workspace(const NsaBackwardParams& p) {
 }
 
 void set_wide_backward_rows(int64_t rows) { g_wide_rows.store(rows < 0 ? kWideRows : rows); }
+void set_group_forward_sync(GroupForwardSync choice) { g_forward_sync.store(choice); }
 
 bool nsa_cmp_backward_accumulates(const NsaBackwardParams& p) { return tensor_core_path(p) && wgmma_path(p); }
 

@@ -331,6 +331,13 @@ __device__ __forceinline__ void mbar_arrive_expect(uint64_t* bar, uint32_t bytes
                : "memory");
 #endif
 }
+// One plain arrival (release: the caller's earlier shared-memory accesses, and those its warp ordered before
+// it with __syncwarp, happen before the phase completes for any waiter).
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+#ifdef NSA_BULK_DEVICE
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
+#endif
+}
 // Waits until the phase with this parity has completed.
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
 #ifdef NSA_BULK_DEVICE

@@ -19,6 +19,7 @@
 #include "core/allocator.h"
 #include "core/cuda_api.h"
 #include "kernels/attention/flash_attention.h"
+#include "kernels/nsa/nsa.h"
 #include "ops/ops.h"
 #include "tests/bench/bench_timer.h"
 
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
       "\n| T | window | kernels | fwd ms | fwd TFLOP/s | fwd+bwd ms | fwd+bwd TFLOP/s | bwd ms | SDPA fwd / "
       "fwd+bwd ms | ours vs SDPA |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> notes;  // forward under the other warpgroup sharings, printed after the table
   std::vector<int64_t> seqs;
   for (int i = 1; i < argc; ++i) seqs.push_back(std::atoll(argv[i]));
   if (seqs.empty()) seqs = {8192, 16384, 32768, 65536};
@@ -94,6 +96,29 @@ int main(int argc, char** argv) {
             },
             reps);
         grad_sum = item(sum(to(qg.grad(), DType::f32))) + item(sum(to(kg.grad(), DType::f32)));
+        if (choice == kernels::FlashKernel::automatic) {
+          // The Hopper forward's other ways of sharing K/V stages among its warpgroups, same inputs.
+          double other[2];
+          const kernels::GroupForwardSync syncs[2] = {kernels::GroupForwardSync::ring3,
+                                                      kernels::GroupForwardSync::lockstep};
+          for (int i = 0; i < 2; ++i) {
+            kernels::set_group_forward_sync(syncs[i]);
+            other[i] = time_ms(
+                [&] {
+                  NoGradGuard no_grad;
+                  Tensor o = attention(q, k, v, 0.0, window);
+                },
+                reps);
+          }
+          kernels::set_group_forward_sync(kernels::GroupForwardSync::automatic);
+          char buf[256];
+          std::snprintf(buf, sizeof(buf),
+                        "T = %lldk, %s: forward %.2f ms with the 4-stage ring (default), %.2f ms with 3 stages, "
+                        "%.2f ms in lockstep",
+                        static_cast<long long>(seq / 1024),
+                        window == 0 ? "causal" : std::to_string(window).c_str(), fwd, other[0], other[1]);
+          notes.push_back(buf);
+        }
         if (!std::isfinite(grad_sum)) {
           std::fprintf(stderr, "non-finite gradients at T = %lld, window %lld\n", static_cast<long long>(seq),
                        static_cast<long long>(window));
@@ -118,6 +143,8 @@ int main(int argc, char** argv) {
       }
   }
   kernels::set_flash_kernel(kernels::FlashKernel::automatic);
+  std::printf("\n");
+  for (const std::string& n : notes) std::printf("%s\n", n.c_str());
   const MemoryStats s = memory_stats(gpu);
   std::printf("\nallocator: peak %.2f GiB reserved\n",
               static_cast<double>(s.peak_reserved_bytes) / (1 << 30));

@@ -199,6 +199,14 @@ int main(int argc, char** argv) {
           },
           reps);
       rows.push_back({"compressed attention", f_cmp, f, fb});
+      // The forward's other ways of sharing K/V stages among its warpgroups (not part of the NSA total).
+      kernels::set_group_forward_sync(kernels::GroupForwardSync::ring3);
+      const double f_ring3 = fwd_only([&] { NsaCmpResult r = nsa_compressed_attention(q, kc, vc, cfg); });
+      kernels::set_group_forward_sync(kernels::GroupForwardSync::lockstep);
+      const double f_lock = fwd_only([&] { NsaCmpResult r = nsa_compressed_attention(q, kc, vc, cfg); });
+      kernels::set_group_forward_sync(kernels::GroupForwardSync::automatic);
+      rows.push_back({"  (compressed, forward with a 3-stage ring)", f_cmp, f_ring3, -1});
+      rows.push_back({"  (compressed, forward in lockstep)", f_cmp, f_lock, -1});
     }
     rows.push_back(
         {"selection (top-n)", f_sel, fwd_only([&] { Tensor i = nsa_select_blocks(q, kc, lse, cfg); }), -1});
@@ -233,6 +241,10 @@ int main(int argc, char** argv) {
           },
           reps);
       rows.push_back({"sliding window (group-row wgmma on sm_90a)", f_win, f, fb});
+      kernels::set_group_forward_sync(kernels::GroupForwardSync::lockstep);
+      const double f_lock = fwd_only([&] { Tensor o = attention(q, k_win, v_win, scale, cfg.window); });
+      kernels::set_group_forward_sync(kernels::GroupForwardSync::automatic);
+      rows.push_back({"  (window, forward in lockstep)", f_win, f_lock, -1});
       // The same branch on the mma.sync flash kernels, for comparison (not part of the NSA total).
       kernels::set_flash_kernel(kernels::FlashKernel::mma_sync);
       const double f_old = fwd_only([&] { Tensor o = attention(q, k_win, v_win, scale, cfg.window); });

@@ -86,21 +86,25 @@ Outputs run_backend(const Inputs& in, double scale, int64_t window) {
 // everywhere. Every GPU comparison below runs under both; on other devices both are the mma.sync kernels.
 #ifdef NSA_WITH_CUDA
 // "auto, wide": the Hopper kernels' backward with two warpgroups per program, which long sequences take
-// (kernels/nsa/nsa.h set_wide_backward_rows), forced at these sizes.
+// (kernels/nsa/nsa.h set_wide_backward_rows), forced at these sizes, and their forward with the warpgroups in
+// lockstep (set_group_forward_sync) instead of the default mbarrier ring.
 enum class FlashKernel { automatic, automatic_wide, mma_sync };
 const FlashKernel kChoices[] = {FlashKernel::automatic, FlashKernel::automatic_wide, FlashKernel::mma_sync};
 const char* choice_name(FlashKernel k) {
-  return k == FlashKernel::automatic ? "auto" : (k == FlashKernel::automatic_wide ? "auto,wide" : "mma.sync");
+  return k == FlashKernel::automatic ? "auto" : (k == FlashKernel::automatic_wide ? "auto,wide,lockstep" : "mma.sync");
 }
 struct KernelChoice {
   explicit KernelChoice(FlashKernel k) {
     kernels::set_flash_kernel(k == FlashKernel::mma_sync ? kernels::FlashKernel::mma_sync
                                                          : kernels::FlashKernel::automatic);
     kernels::set_wide_backward_rows(k == FlashKernel::automatic_wide ? 0 : -1);
+    kernels::set_group_forward_sync(k == FlashKernel::automatic_wide ? kernels::GroupForwardSync::lockstep
+                                                                     : kernels::GroupForwardSync::automatic);
   }
   ~KernelChoice() {
     kernels::set_flash_kernel(kernels::FlashKernel::automatic);
     kernels::set_wide_backward_rows(-1);
+    kernels::set_group_forward_sync(kernels::GroupForwardSync::automatic);
   }
 };
 #else

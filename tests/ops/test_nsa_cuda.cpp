@@ -156,12 +156,13 @@ void check_compressed(const Case& c, DType dtype, uint64_t seed) {
   const Tensor dout = rounded({c.batch, c.seq, c.heads_q, c.dim_v}, dtype, gen);
   const Grads ref = run_compressed(q, kc, vc, dout, cfg);
   // The Hopper backward with one warpgroup per program (the default below 2^19 rows per KV head) and with
-  // two (forced here: long sequences take it).
+  // two (forced here: long sequences take it); the forward's default 4-stage ring, then its 3-stage one.
   for (const bool wide : {false, true}) {
 #ifdef NSA_WITH_CUDA
     kernels::set_wide_backward_rows(wide ? 0 : -1);
+    kernels::set_group_forward_sync(wide ? kernels::GroupForwardSync::ring3 : kernels::GroupForwardSync::automatic);
 #endif
-    const std::string run = name + (wide ? " wide" : "");
+    const std::string run = name + (wide ? " wide,ring3" : "");
     const Grads gpu =
         run_compressed(on_gpu(q, dtype), on_gpu(kc, dtype), on_gpu(vc, dtype), on_gpu(dout, dtype), cfg);
     expect_close(run, "out", gpu.out, ref.out, dtype);
@@ -178,6 +179,7 @@ void check_compressed(const Case& c, DType dtype, uint64_t seed) {
   }
 #ifdef NSA_WITH_CUDA
   kernels::set_wide_backward_rows(-1);
+  kernels::set_group_forward_sync(kernels::GroupForwardSync::automatic);
 #endif
 }
 
