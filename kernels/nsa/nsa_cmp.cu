@@ -307,7 +307,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int e = 0; e < 4; ++e) {
           const int64_t key = i0 + nt * 8 + (lane & 3) * 2 + (e & 1);
           const bool vis = key < (e < 2 ? vis_a : vis_b);
-          const float p = vis ? exp2f(s[nt][e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;
+          const float p = vis ? fast_exp2(s[nt][e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;
           s[nt][e] = p * (dp[nt][e] - (e < 2 ? dl_a : dl_b));  // dS
         }
       }
@@ -531,7 +531,7 @@ __global__ void __launch_bounds__(kThreads, 2)
             const int col = row0 + nt * 8 + (lane & 3) * 2 + (e & 1);
             const int key = e < 2 ? key_a : key_b, token = st_token[col];
             const bool vis = token >= 0 && key < n_cmp && key * stride + block_end <= token;
-            const float p = vis ? exp2f(s[nt][e] * scale_log2 - st_lse[col]) : 0.f;
+            const float p = vis ? fast_exp2(s[nt][e] * scale_log2 - st_lse[col]) : 0.f;
             s[nt][e] = p;
             dp[nt][e] = p * (dp[nt][e] - st_delta[col]);  // dSᵀ
           }
@@ -855,7 +855,7 @@ __global__ void __launch_bounds__(128 * WGS, WGS == 1 ? 2 : 1)
       for (int e = 0; e < 4; ++e) {
         const int key = i0 + j * 8 + (lane & 3) * 2 + (e & 1);
         const bool seen = key < (e < 2 ? vis_a32 : vis_b32) && (!WINDOW || key >= (e < 2 ? lo_a : lo_b));
-        s[4 * j + e] = seen ? exp2f(s[4 * j + e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;  // P
+        s[4 * j + e] = seen ? fast_exp2(s[4 * j + e] * scale_log2 - (e < 2 ? lse_a : lse_b)) : 0.f;  // P
       }
     }
     wg_wait<0>();
@@ -1027,13 +1027,7 @@ __global__ void __launch_bounds__(128 * WGS, 1)
       }
       const float2 corr =
           online_softmax_step(reinterpret_cast<float(&)[8][4]>(s), mx_a, mx_b, m_a, m_b, l_a, l_b);
-#pragma unroll
-      for (int j = 0; j < D / 8; ++j) {
-        o[4 * j] *= corr.x;
-        o[4 * j + 1] *= corr.x;
-        o[4 * j + 2] *= corr.y;
-        o[4 * j + 3] *= corr.y;
-      }
+      rescale_rows(o, corr);
       wg_accumulate_tile<D>(o, s, vst);  // O += P·V (waits for the product)
     }
     if constexpr (RING) {

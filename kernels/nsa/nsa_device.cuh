@@ -140,6 +140,15 @@ __device__ __forceinline__ float quad_max(float v) {
   return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
 }
 
+// 2^x with one MUFU instruction: ex2.approx.ftz. exp2f compiles to ex2.approx without ftz, which wraps the
+// MUFU in a range test and two multiplies to produce subnormal results; the softmax kernels are bound by
+// instruction issue, and a probability below 2^-126 changes no sum, product or selection at f32 precision.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // One online-softmax step of a warp's two accumulator rows (a: fragment row r, b: row r + 8) over NT
 // n-tiles of scores already in log2 units, given the rows' maxima over this tile's scores (before the quad
 // reduction): updates the running max m and sum l, replaces s by exp2(s − new max), and returns the factors
@@ -150,22 +159,37 @@ __device__ __forceinline__ float2 online_softmax_step(float (&s)[NT][4], float m
                                                       float& m_b, float& l_a, float& l_b) {
   const float mn_a = fmaxf(m_a, quad_max(mx_a)), mn_b = fmaxf(m_b, quad_max(mx_b));
   const float base_a = mn_a == -INFINITY ? 0.f : mn_a, base_b = mn_b == -INFINITY ? 0.f : mn_b;
-  const float corr_a = exp2f(m_a - base_a), corr_b = exp2f(m_b - base_b);
+  const float corr_a = fast_exp2(m_a - base_a), corr_b = fast_exp2(m_b - base_b);
   m_a = mn_a;
   m_b = mn_b;
   float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
-    s[nt][0] = exp2f(s[nt][0] - base_a);
-    s[nt][1] = exp2f(s[nt][1] - base_a);
-    s[nt][2] = exp2f(s[nt][2] - base_b);
-    s[nt][3] = exp2f(s[nt][3] - base_b);
+    s[nt][0] = fast_exp2(s[nt][0] - base_a);
+    s[nt][1] = fast_exp2(s[nt][1] - base_a);
+    s[nt][2] = fast_exp2(s[nt][2] - base_b);
+    s[nt][3] = fast_exp2(s[nt][3] - base_b);
     sum_a += s[nt][0] + s[nt][1];
     sum_b += s[nt][2] + s[nt][3];
   }
   l_a = l_a * corr_a + sum_a;
   l_b = l_b * corr_b + sum_b;
   return make_float2(corr_a, corr_b);
+}
+
+// Rescales the output accumulators of the warp's two rows (elements 4i, 4i + 1: row a; 4i + 2, 4i + 3: row b,
+// the mma.sync C layout wgmma shares) by the online-softmax factors. Skipped when no row of the warp changed
+// its maximum (every factor is then exactly 2^0 = 1), which is most tiles after the first few.
+template <int N>
+__device__ __forceinline__ void rescale_rows(float (&acc)[N], float2 corr) {
+  if (!__any_sync(0xffffffffu, corr.x != 1.f || corr.y != 1.f)) return;
+#pragma unroll
+  for (int i = 0; i < N / 4; ++i) {
+    acc[4 * i] *= corr.x;
+    acc[4 * i + 1] *= corr.x;
+    acc[4 * i + 2] *= corr.y;
+    acc[4 * i + 3] *= corr.y;
+  }
 }
 
 // Copies `rows` rows of `dim` bf16 (dim % 8 == 0) into a tile with leading dimension ld, one 16-byte chunk
@@ -494,7 +518,7 @@ __device__ __forceinline__ void wg_dkdv_stage(float (&dka)[D / 2], float (&dva)[
     for (int e = 0; e < 4; ++e) {
       const int t = e & 1 ? t2.y : t2.x;
       s[4 * j + e] =
-          seen(t, e >> 1) ? exp2f(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
+          seen(t, e >> 1) ? fast_exp2(s[4 * j + e] * scale_log2 - (e & 1 ? lse_y : lse_x)) : 0.f;  // Pᵀ
     }
   }
   wg_wait<0>();

@@ -56,14 +56,6 @@ struct SelectSmem {
   }
 };
 
-// 2^x with one MUFU instruction (ex2.approx.ftz: results below 2^-126 flush to 0, which changes no selection:
-// such probabilities are far below the f32 rounding of any block's importance).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // Eq. 9 in units of d-token segments: compressed block i covers segments [i, i + L), selection block j
 // covers [j·P, (j+1)·P); the weight is the number of segments they share. Sum over this tile's compressed
 // blocks [i0, i_end) of prow[i − i0] (a token's group-summed probabilities) weighted by their overlap with j.
@@ -264,8 +256,8 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int col = nt * 8 + (lane & 3) * 2;
         const int64_t key = i0 + col;
         float2 p;
-        p.x = key < vis[h] ? exp2f(s[nt][2 * h] * scale_log2 - row_lse) : 0.f;
-        p.y = key + 1 < vis[h] ? exp2f(s[nt][2 * h + 1] * scale_log2 - row_lse) : 0.f;
+        p.x = key < vis[h] ? fast_exp2(s[nt][2 * h] * scale_log2 - row_lse) : 0.f;
+        p.y = key + 1 < vis[h] ? fast_exp2(s[nt][2 * h + 1] * scale_log2 - row_lse) : 0.f;
         *reinterpret_cast<float2*>(ps + r * kPsLd + col) = p;
       }
     }

@@ -262,15 +262,8 @@ __global__ void __launch_bounds__(kThreads, CTAS)
           mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
           mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
         }
-        const float2 corr = online_softmax_step(s, mx_a, mx_b, m_a, m_b, l_a, l_b);
-        const float corr_a = corr.x, corr_b = corr.y;
-#pragma unroll
-        for (int nt = 0; nt < kAcc; ++nt) {
-          acc[nt][0] *= corr_a;
-          acc[nt][1] *= corr_a;
-          acc[nt][2] *= corr_b;
-          acc[nt][3] *= corr_b;
-        }
+        rescale_rows(reinterpret_cast<float(&)[kAcc * 4]>(acc),
+                     online_softmax_step(s, mx_a, mx_b, m_a, m_b, l_a, l_b));
         accumulate_16xd<DV>(acc, s, vst, S::kLdV, lane);  // O += P·V
       } else {
         float dp[2][4];
@@ -280,7 +273,7 @@ __global__ void __launch_bounds__(kThreads, CTAS)
 #pragma unroll
           for (int e2 = 0; e2 < 4; ++e2) {
             const int64_t key = key0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
-            const float p = key <= t ? exp2f(s[nt][e2] * scale_log2 - (e2 < 2 ? lse_a : lse_b)) : 0.f;
+            const float p = key <= t ? fast_exp2(s[nt][e2] * scale_log2 - (e2 < 2 ? lse_a : lse_b)) : 0.f;
             s[nt][e2] = p * (dp[nt][e2] - (e2 < 2 ? dl_a : dl_b));  // dS
           }
         }
@@ -491,7 +484,8 @@ __global__ void __launch_bounds__(kThreads, 2)
             for (int e2 = 0; e2 < 4; ++e2) {
               const int col = row0 + nt * 8 + (lane & 3) * 2 + (e2 & 1);
               const int key = e2 < 2 ? key_a : key_b, token = st_token[col];
-              const float p = token >= 0 && key <= token ? exp2f(s[nt][e2] * scale_log2 - st_lse[col]) : 0.f;
+              const float p =
+                  token >= 0 && key <= token ? fast_exp2(s[nt][e2] * scale_log2 - st_lse[col]) : 0.f;
               s[nt][e2] = p;
               dp[nt][e2] = p * (dp[nt][e2] - st_delta[col]);  // dSᵀ
             }
