@@ -601,23 +601,6 @@ __device__ __forceinline__ void wg_accumulate_tile(float (&acc)[D / 2], const fl
   wg_hold(acc);
 }
 
-// Copies ROWS consecutive rows (global row i0 + r at base + (i0 + r)·row_stride, valid while i0 + r < n) of D
-// columns into a swizzled tile.
-template <int D, int ROWS, int THREADS>
-__device__ __forceinline__ void copy_rows_sw128(unsigned char* tile, const bf16_t* base, int64_t row_stride,
-                                                int64_t i0, int64_t n, const bf16_t* any, int tid) {
-  constexpr int kChunks = D / 8, kStep = THREADS / kChunks;
-  static_assert(kStep % 8 == 0 && ROWS % kStep == 0, "row step must keep the swizzle phase");
-  const int ch = tid % kChunks, r0 = tid / kChunks;
-  unsigned char* dst = tile + sw128_offset(r0, ch, ROWS);
-  const bf16_t* src = base + (i0 + r0) * row_stride + ch * 8;
-#pragma unroll
-  for (int i = 0; i < ROWS / kStep; ++i) {
-    const bool ok = i0 + r0 + i * kStep < n;
-    cp_async16(dst + i * kStep * 128, ok ? src + i * kStep * row_stride : any, ok);
-  }
-}
-
 // Compressed key tile kt of (b, g) (keys kt·64 .. kt·64 + 63, zero past Nc) into a stage: K's swizzled tile,
 // then V's `v_offset` bytes further.
 template <int D, int THREADS>

@@ -99,6 +99,26 @@ __host__ __device__ __forceinline__ bool is_forced(int64_t j, int64_t visible, c
   return j < g.init_blocks || j >= visible - g.local_blocks;
 }
 
+// Division of a non-negative int below 2^31 by a divisor fixed for a launch: a multiply-high by
+// m = ceil(2^32 / d) and one correction, instead of the ~20 instructions of a division by a runtime value
+// (the selection kernel divides by block lengths every key tile and is bound by instruction issue). Exact:
+// m·a / 2^32 exceeds a / d by less than a / 2^32 < 1/2, so the estimate is the quotient or one more.
+struct FastDiv {
+  uint32_t d = 1, m = 0;
+  static FastDiv of(int64_t divisor) {
+    FastDiv f;
+    f.d = static_cast<uint32_t>(divisor);
+    f.m = f.d > 1 ? static_cast<uint32_t>(((uint64_t{1} << 32) + f.d - 1) / f.d) : 0;
+    return f;
+  }
+  __device__ __forceinline__ int div(int a) const {
+    if (d == 1) return a;
+    uint32_t q = __umulhi(static_cast<uint32_t>(a), m);
+    q -= q * d > static_cast<uint32_t>(a) ? 1u : 0u;
+    return static_cast<int>(q);
+  }
+};
+
 // ---- loads and tensor-core fragments --------------------------------------------------------------
 
 // 16 bytes global → shared, asynchronous; zero-filled (and `src` not read) when !valid.
@@ -283,6 +303,23 @@ __device__ __forceinline__ void load_rows_sw128(unsigned char* tile, int rows, c
   }
 }
 
+// Copies ROWS consecutive rows (global row i0 + r at base + (i0 + r)·row_stride, valid while i0 + r < n) of D
+// columns into a swizzled tile.
+template <int D, int ROWS, int THREADS>
+__device__ __forceinline__ void copy_rows_sw128(unsigned char* tile, const bf16_t* base, int64_t row_stride,
+                                                int64_t i0, int64_t n, const bf16_t* any, int tid) {
+  constexpr int kChunks = D / 8, kStep = THREADS / kChunks;
+  static_assert(kStep % 8 == 0 && ROWS % kStep == 0, "row step must keep the swizzle phase");
+  const int ch = tid % kChunks, r0 = tid / kChunks;
+  unsigned char* dst = tile + sw128_offset(r0, ch, ROWS);
+  const bf16_t* src = base + (i0 + r0) * row_stride + ch * 8;
+#pragma unroll
+  for (int i = 0; i < ROWS / kStep; ++i) {
+    const bool ok = i0 + r0 + i * kStep < n;
+    cp_async16(dst + i * kStep * 128, ok ? src + i * kStep * row_stride : any, ok);
+  }
+}
+
 // Shared-memory matrix descriptor: start address, leading and stride byte offsets (all >> 4), 128-byte
 // swizzle.
 __device__ __forceinline__ uint64_t wg_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
@@ -299,6 +336,14 @@ __device__ __forceinline__ uint64_t desc_k_major(uint32_t tile, int rows, int kk
 // 64-column blocks rows·128 bytes apart (leading offset).
 __device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int rows, int kk) {
   return wg_desc(tile + static_cast<uint32_t>(kk * 16 * 128), static_cast<uint32_t>(rows * 128), 1024);
+}
+// The descriptor of the same operand `bytes` further on (a multiple of 16): the start address sits in the low
+// 14 bits as address / 16, and shared-memory addresses stay below 256 KB, so one add moves it. Inside a loop
+// this replaces rebuilding the descriptor from the address (shifts, masks and ors per k-step).
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
+// desc_k_major's k-step kk of a tile of `rows` rows, from the descriptor of its k-step 0.
+__device__ __forceinline__ uint64_t desc_k_step(uint64_t desc0, int rows, int kk) {
+  return desc_advance(desc0, static_cast<uint32_t>((kk >> 2) * rows * 128 + (kk & 3) * 32));
 }
 
 __device__ __forceinline__ void wg_fence() {

@@ -35,15 +35,19 @@ constexpr int kMaxFree = 32;  // free slots per token: one list entry per lane
 constexpr int kPsLd = kKeys + 4;
 
 struct SelectShape {
-  int tokens;  // tokens per program
-  int ring;    // live selection blocks per token
+  int tokens;              // tokens per program
+  int ring;                // live selection blocks per token (a power of two: slots are j & (ring − 1))
+  FastDiv by_slc, by_seg;  // ÷ l' and ÷ l'/d, the divisions of every key tile
 };
 
 SelectShape select_shape(const NsaSizes& sz, const NsaGeometry& geo) {
   const int64_t group = sz.heads_q / sz.heads_kv;
   // Live blocks: from the first not yet final to the last one the current tile touches.
-  const int64_t ring = (kKeys * geo.cmp_stride + geo.cmp_block) / geo.slc_block + 6;
-  return {static_cast<int>(kRows / group), static_cast<int>(ring)};
+  const int64_t live = (kKeys * geo.cmp_stride + geo.cmp_block) / geo.slc_block + 6;
+  int ring = 1;
+  while (ring < live) ring *= 2;
+  return {static_cast<int>(kRows / group), ring, FastDiv::of(geo.slc_block),
+          FastDiv::of(geo.slc_block / geo.cmp_stride)};
 }
 
 template <int DK>
@@ -80,8 +84,8 @@ __device__ __forceinline__ float overlap_sum(const float* prow, int j, int i0, i
 // only if strictly larger than the last entry, so ties go to the lower block index.
 __device__ __forceinline__ void merge_final(float* ring_row, int ring, float* list_score, int* list_block,
                                             int64_t t, int64_t ja, int64_t jb, const NsaGeometry& geo,
-                                            int lane) {
-  const int64_t vis = static_cast<int>(t) / static_cast<int>(geo.slc_block) + 1;  // 32-bit division
+                                            const FastDiv& by_slc, int lane) {
+  const int64_t vis = by_slc.div(static_cast<int>(t)) + 1;
   const int free_slots = static_cast<int>(geo.top_n - forced_count(vis, geo));
   float score = list_score[lane];
   int block = list_block[lane];
@@ -91,7 +95,7 @@ __device__ __forceinline__ void merge_final(float* ring_row, int ring, float* li
     const bool cand = j < jb && j < vis && !is_forced(j, vis, geo);
     float value = 0.f;
     if (j < jb) {
-      const int slot = static_cast<int>(j) % ring;
+      const int slot = static_cast<int>(j) & (ring - 1);
       value = ring_row[slot];
       ring_row[slot] = 0.f;
     }
@@ -144,10 +148,8 @@ __device__ __forceinline__ void write_selection(int32_t* out, const int* list_bl
 }
 
 // Block j is final once its last compressed block (j+1)·l'/d − 1 is below the tile starting at i_next.
-__device__ __forceinline__ int64_t first_open_block(int64_t i_next, const NsaGeometry& geo) {
-  return (static_cast<int>(i_next * geo.cmp_stride) + static_cast<int>(geo.slc_block)) /
-             static_cast<int>(geo.slc_block) -
-         1;
+__device__ __forceinline__ int64_t first_open_block(int64_t i_next, const NsaGeometry& geo, const FastDiv& by_slc) {
+  return by_slc.div(static_cast<int>(i_next * geo.cmp_stride) + static_cast<int>(geo.slc_block)) - 1;
 }
 
 template <int DK>
@@ -284,15 +286,15 @@ __global__ void __launch_bounds__(kThreads, 2)
       if (t0 + tau >= sz.seq) continue;
       const float sum = overlap_sum(ps + tau * static_cast<int>(group) * kPsLd, static_cast<int>(j),
                                     static_cast<int>(i0), static_cast<int>(i_end), seg_l, seg_p);
-      ring[tau * shape.ring + static_cast<int>(j) % shape.ring] += sum;
+      ring[tau * shape.ring + (static_cast<int>(j) & (shape.ring - 1))] += sum;
     }
     __syncthreads();
     if (kt + 1 < n_kt) {
       // Block j is final once its last compressed block (j+1)·l'/d − 1 is below the next tile.
-      const int64_t j_next = first_open_block(i0 + kKeys, geo);
+      const int64_t j_next = first_open_block(i0 + kKeys, geo, shape.by_slc);
       for (int tau = warp; tau < shape.tokens && t0 + tau < sz.seq; tau += kThreads / 32)
         merge_final(ring + tau * shape.ring, shape.ring, list_score + tau * kMaxFree,
-                    list_block + tau * kMaxFree, t0 + tau, j_done, j_next, geo, lane);
+                    list_block + tau * kMaxFree, t0 + tau, j_done, j_next, geo, shape.by_slc, lane);
       j_done = j_next;
       __syncthreads();
     }
@@ -304,7 +306,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int64_t t = t0 + tau;
     if (t >= sz.seq) break;
     merge_final(ring + tau * shape.ring, shape.ring, list_score + tau * kMaxFree, list_block + tau * kMaxFree,
-                t, j_done, t / geo.slc_block + 1, geo, lane);
+                t, j_done, t / geo.slc_block + 1, geo, shape.by_slc, lane);
     __syncwarp();
     write_selection(indices + ((b * sz.seq + t) * sz.heads_kv + g) * geo.top_n, list_block + tau * kMaxFree,
                     t, geo, lane);
@@ -375,14 +377,17 @@ __global__ void __launch_bounds__(kThreads, CTAS)
   const int64_t t_last = (t0 + S::kTokens < sz.seq ? t0 + S::kTokens : sz.seq) - 1;
   const int64_t vis_max = visible_cmp(t_last, sz.keys, geo.cmp_block, geo.cmp_stride);
   const int64_t n_kt = ceil_div(vis_max, kKeys);
+  const bf16_t* kc_head = kc + (b * sz.keys * sz.heads_kv + g) * DK;  // key 0 of (b, g)
   auto load_tile = [&](int64_t kt, int stage) {
-    auto k_row = [&](int r) -> const bf16_t* {
-      const int64_t i = kt * kKeys + r;
-      return i < sz.keys ? kc + ((b * sz.keys + i) * sz.heads_kv + g) * DK : nullptr;
-    };
     if constexpr (WG) {
-      load_rows_sw128<DK>(ksw + stage * kKst, kKeys, q, k_row, tid, kThreads);
+      // One 16-byte column chunk of every 16th row per thread, no division (the kernel is issue-bound).
+      copy_rows_sw128<DK, kKeys, kThreads>(ksw + stage * kKst, kc_head, sz.heads_kv * DK, kt * kKeys, sz.keys,
+                                           q, tid);
     } else {
+      auto k_row = [&](int r) -> const bf16_t* {
+        const int64_t i = kt * kKeys + r;
+        return i < sz.keys ? kc_head + i * sz.heads_kv * DK : nullptr;
+      };
       load_rows_async(ks + stage * kKeys * S::kLdK, S::kLdK, kKeys, DK, q, k_row, tid, kThreads);
     }
   };
@@ -419,6 +424,13 @@ __global__ void __launch_bounds__(kThreads, CTAS)
   const int seg_p = static_cast<int>(geo.slc_block / geo.cmp_stride);
   __syncthreads();  // the ring and the lists are initialised (read before any tile when n_kt == 0)
 
+  // Descriptors of k-step 0 of this warpgroup's Q tile and of the first K stage (advanced per use).
+  [[maybe_unused]] uint64_t q_desc0 = 0, k_desc0 = 0;
+  if constexpr (WG) {
+    q_desc0 = desc_k_major(smem_u32(smem + (warp >> 2) * kQw), 64, 0);
+    k_desc0 = desc_k_major(smem_u32(ksw), kKeys, 0);
+  }
+
   int64_t j_done = 0;
   for (int64_t kt = 0; kt < n_kt; ++kt) {
     // One barrier per tile: tile kt has arrived for everyone, and every warp is done with tile kt − 1, whose
@@ -433,11 +445,11 @@ __global__ void __launch_bounds__(kThreads, CTAS)
     if constexpr (WG) {
       if (i0 < vis_wg_max) {  // warpgroup-uniform
         float(&sf)[32] = reinterpret_cast<float(&)[32]>(s);
-        const uint32_t qa = smem_u32(smem + (warp >> 2) * kQw), kst = smem_u32(ksw + (kt & 1) * kKst);
+        const uint64_t kd = desc_advance(k_desc0, (kt & 1) * kKst);
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < DK / 16; ++kk)
-          wgmma_ss_n64(sf, desc_k_major(qa, 64, kk), desc_k_major(kst, kKeys, kk), kk > 0);
+          wgmma_ss_n64(sf, desc_k_step(q_desc0, 64, kk), desc_k_step(kd, kKeys, kk), kk > 0);
         wg_commit();
         wg_wait<0>();
         wg_hold(sf);
@@ -498,21 +510,21 @@ __global__ void __launch_bounds__(kThreads, CTAS)
     __syncwarp();
     // Eq. 9: the selection blocks this tile touches, one lane each.
     const int i_end = i0 + kKeys < vis_max ? i0 + kKeys : static_cast<int>(vis_max);
-    const int j_lo = i0 / seg_p;
-    const int n_j = (i_end - 1 + seg_l - 1) / seg_p - j_lo + 1;
+    const int j_lo = shape.by_seg.div(i0);
+    const int n_j = shape.by_seg.div(i_end - 1 + seg_l - 1) - j_lo + 1;
     for (int item = lane; item < n_j; item += 32) {
-      const int j = j_lo + item, slot = j % shape.ring;
+      const int j = j_lo + item, slot = j & (shape.ring - 1);
       for (int tl = 0; tl < my_tokens; ++tl)
         ring[(tau0 + tl) * shape.ring + slot] +=
             overlap_sum(cs + (tau0 + tl) * kKeys, j, i0, i_end, seg_l, seg_p);
     }
     __syncwarp();
     if (kt + 1 < n_kt) {
-      const int64_t j_next = first_open_block(i0 + kKeys, geo);
+      const int64_t j_next = first_open_block(i0 + kKeys, geo, shape.by_slc);
       for (int tl = 0; tl < my_tokens; ++tl) {
         const int tau = tau0 + tl;
         merge_final(ring + tau * shape.ring, shape.ring, list_score + tau * kMaxFree,
-                    list_block + tau * kMaxFree, t0 + tau, j_done, j_next, geo, lane);
+                    list_block + tau * kMaxFree, t0 + tau, j_done, j_next, geo, shape.by_slc, lane);
       }
       j_done = j_next;
     }
@@ -525,7 +537,7 @@ __global__ void __launch_bounds__(kThreads, CTAS)
     const int tau = tau0 + tl;
     const int64_t t = t0 + tau;
     merge_final(ring + tau * shape.ring, shape.ring, list_score + tau * kMaxFree, list_block + tau * kMaxFree,
-                t, j_done, t / geo.slc_block + 1, geo, lane);
+                t, j_done, t / geo.slc_block + 1, geo, shape.by_slc, lane);
     __syncwarp();
     write_selection(indices + ((b * sz.seq + t) * sz.heads_kv + g) * geo.top_n, list_block + tau * kMaxFree,
                     t, geo, lane);
