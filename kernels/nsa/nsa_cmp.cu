@@ -13,7 +13,8 @@
 //            and the programs of one chunk run side by side, so L2 serves their shared Q/dO rows. A tile seen
 //            by several chunks writes f32 partials that a second kernel adds in chunk order: deterministic.
 // On Hopper (sm_90a, head dims 64 or 128) all three run on wgmma with operands straight from swizzled shared
-// memory: the forward with three warpgroups (192 rows) sharing each K/V tile, one program per SM; dQ and
+// memory: the forward with three warpgroups (192 rows) sharing each K/V tile through an mbarrier ring (they
+// drift apart instead of meeting every tile), one program per SM; dQ and
 // dK/dV with one warpgroup per program and two programs per SM (Q, dO, P and dS from registers). Elsewhere
 // (and for head dims 192/128) on mma.sync with 4 warps of 16 rows (dQ) or 16 keys (dK/dV). The backward
 // kernels of both give the same bits: the products accumulate their 16-deep k-steps in the same order.

@@ -584,9 +584,9 @@ Status launch_nsa_select(const NsaSelectParams& p, cudaStream_t stream) {
   };
   // The score product on wgmma, three programs per SM (80 registers: S no longer needs Q fragments or
   // ldmatrix addresses, and the swizzled tiles need no padding). Same-run H100 (2026-11-23), 64k / 8k:
-  // mma.sync 16.9 / 0.43 ms; wgmma with two programs per SM 14.5 / 0.42 ms; with three 13.3 / 0.35 ms. The
-  // kernel is latency bound (a dependent chain of products, exponentials, shuffles and merges per tile), so
-  // resident warps pay.
+  // mma.sync 16.9 / 0.43 ms; wgmma with two programs per SM 14.5 / 0.42 ms; with three 13.3 / 0.35 ms.
+  // Resident warps pay; with three programs ncu had 70% of the issue slots busy, so instructions per tile
+  // are what count now (copy, descriptors and divisions cut: 13.35 → 10.72 ms at 64k).
   const bool wg = p.sz.dim_k != 192 && wgmma_available();
   auto run = [&]<int DK>() {
     auto warp_kernel = [&]<int G>() {
