@@ -17,6 +17,7 @@
 #include <initializer_list>
 
 #include "kernels/common/device_utils.cuh"
+#include "kernels/common/fast_div.h"
 #include "kernels/common/mma_sync.cuh"
 #include "kernels/nsa/nsa.h"
 
@@ -98,26 +99,6 @@ __host__ __device__ __forceinline__ int64_t forced_count(int64_t visible, const 
 __host__ __device__ __forceinline__ bool is_forced(int64_t j, int64_t visible, const NsaGeometry& g) {
   return j < g.init_blocks || j >= visible - g.local_blocks;
 }
-
-// Division of a non-negative int below 2^31 by a divisor fixed for a launch: a multiply-high by
-// m = ceil(2^32 / d) and one correction, instead of the ~20 instructions of a division by a runtime value
-// (the selection kernel divides by block lengths every key tile and is bound by instruction issue). Exact:
-// m·a / 2^32 exceeds a / d by less than a / 2^32 < 1/2, so the estimate is the quotient or one more.
-struct FastDiv {
-  uint32_t d = 1, m = 0;
-  static FastDiv of(int64_t divisor) {
-    FastDiv f;
-    f.d = static_cast<uint32_t>(divisor);
-    f.m = f.d > 1 ? static_cast<uint32_t>(((uint64_t{1} << 32) + f.d - 1) / f.d) : 0;
-    return f;
-  }
-  __device__ __forceinline__ int div(int a) const {
-    if (d == 1) return a;
-    uint32_t q = __umulhi(static_cast<uint32_t>(a), m);
-    q -= q * d > static_cast<uint32_t>(a) ? 1u : 0u;
-    return static_cast<int>(q);
-  }
-};
 
 // ---- loads and tensor-core fragments --------------------------------------------------------------
 
