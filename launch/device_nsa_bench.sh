@@ -10,19 +10,13 @@
 # Outputs in $OUT: nsa_tests.txt, bench_nsa.txt, bench_attention.txt, sdpa.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/out}
-mkdir -p "$OUT"
-BUILD=${NSA_BUILD_DIR:-build-device}
+source launch/device_build.sh
 seqs=${1:-8192,16384,32768,65536}
 limit=(timeout "${NSA_STEP_TIMEOUT:-900}")
 
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-[ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA=ON \
-  -DNSA_CUDA_ARCHS=90a-real >"$OUT/configure.log" 2>&1
 t0=$(date +%s)
-cmake --build "$BUILD" -j "$(nproc)" --target test_nsa test_nsa_cuda test_attention test_flash_attention test_nn \
-  nsa_bench_nsa nsa_bench_attention nsa_bench_l2 >"$OUT/build-nsa.log" 2>&1 || { grep -E "error" -A5 "$OUT/build-nsa.log" | head -40; exit 1; }
+device_build build-nsa.log test_nsa test_nsa_cuda test_attention test_flash_attention test_nn \
+  nsa_bench_nsa nsa_bench_attention nsa_bench_l2
 echo "built in $(( $(date +%s) - t0 )) s"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 

@@ -5,16 +5,9 @@
 # Builds nsa_bench_nsa in $NSA_BUILD_DIR (default build-device) if needed. Output also in $OUT/kernels.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/out}
-mkdir -p "$OUT"
-BUILD=${NSA_BUILD_DIR:-build-device}
+source launch/device_build.sh
 seq=${1:-65536}
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-[ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA=ON \
-  -DNSA_CUDA_ARCHS=90a-real >"$OUT/configure.log" 2>&1
-cmake --build "$BUILD" -j "$(nproc)" --target nsa_bench_nsa >"$OUT/build-profile.log" 2>&1 ||
-  { grep -E "error" -A5 "$OUT/build-profile.log" | head -40; exit 1; }
+device_build build-profile.log nsa_bench_nsa
 ncu --clock-control none --metrics gpu__time_duration.sum --csv "$BUILD/tests/bench/nsa_bench_nsa" --profile "$seq" \
   >"$OUT/ncu.csv" 2>"$OUT/ncu.err" || { tail -5 "$OUT/ncu.err"; exit 1; }
 # Kernels of the profiled pass only (the setup before it is cheap), at least 0.05 ms each.

@@ -7,19 +7,12 @@
 # NSA_STALLS_OPCODES=1: also the executed instructions per SASS opcode. Full reports in $OUT/stalls-N.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/out}
-mkdir -p "$OUT"
-BUILD=${NSA_BUILD_DIR:-build-device}
+source launch/device_build.sh
 seq=${1:-65536}
 shift || true
 kernels=("$@")
 [ ${#kernels[@]} -gt 0 ] || kernels=(select_warp_kernel slc_query_kernel cmp_forward_wgmma_kernel)
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-[ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA=ON \
-  -DNSA_CUDA_ARCHS=90a-real >"$OUT/configure.log" 2>&1
-cmake --build "$BUILD" -j "$(nproc)" --target nsa_bench_nsa >"$OUT/build-stalls.log" 2>&1 ||
-  { grep -E "error" -A5 "$OUT/build-stalls.log" | head -40; exit 1; }
+device_build build-stalls.log nsa_bench_nsa
 n=0
 for k in "${kernels[@]}"; do
   n=$((n + 1))

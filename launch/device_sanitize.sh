@@ -6,17 +6,11 @@
 # Output in $OUT/sanitize.txt (the first 200 lines also on stdout).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-$PWD/out}
-mkdir -p "$OUT"
-BUILD=${NSA_BUILD_DIR:-build-device}
+source launch/device_build.sh
 test=${1:?usage: device_sanitize.sh TEST [GTEST_FILTER] [TOOL]}
 filter=${2:-*}
 tool=${3:-memcheck}
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-[ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DNSA_CUDA=ON \
-  -DNSA_CUDA_ARCHS=90a-real >"$OUT/configure.log" 2>&1
-cmake --build "$BUILD" -j "$(nproc)" --target "$test" >"$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -40; exit 1; }
+device_build build.log "$test"
 bin=$(find "$BUILD/tests" -name "$test" -type f -perm -u+x | head -1)
 [ -n "$bin" ] || { echo "device_sanitize.sh: no test binary $test under $BUILD/tests"; exit 1; }
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)

@@ -100,8 +100,8 @@ void set_slc_dq_kernel(SlcDqKernel choice);
 void set_wide_backward_rows(int64_t rows);
 // How the warpgroups of the Hopper group-row forward (compressed branch, sliding window, causal attention)
 // share their K/V stages (nsa_cmp.cu): automatic, an mbarrier ring of 4 stages that lets them drift apart;
-// ring3, the same with 3 stages; lockstep, two block barriers per tile (the kernel before the ring). For tests
-// and same-run comparisons. Process-wide, as set_slc_dq_kernel.
+// ring3, the same with 3 stages; lockstep, two block barriers per tile (the kernel before the ring). For
+// tests and same-run comparisons. Process-wide, as set_slc_dq_kernel.
 enum class GroupForwardSync { automatic, ring3, lockstep };
 void set_group_forward_sync(GroupForwardSync choice);
 

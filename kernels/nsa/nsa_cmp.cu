@@ -924,7 +924,8 @@ __global__ void __launch_bounds__(128 * WGS, 1)
   auto lowest = [&](int64_t r) { return WINDOW ? static_cast<int>(vis.lo(gr.token(r))) : 0; };  // first key
   // The copy's row step must divide the tile: with three warpgroups the first two copy.
   constexpr int kCopyThr = kThr == 384 ? 256 : kThr;
-  static_assert(!RING || STAGES >= 3, "the ring refills a stage two tiles after its last use at the earliest");
+  static_assert(!RING || STAGES >= 3,
+                "the ring refills a stage two tiles after its last use at the earliest");
   const bool copier = tid < kCopyThr;  // warp-uniform
   const int64_t n_kt = ceil_div(visible(std::min(row0 + S::kCtaRows, rows) - 1), kKeys);
   const int64_t kt0 = lowest(row0) / kKeys;  // first tile any row sees

@@ -311,7 +311,9 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t addr, uint32_t lbo, uint32_
 // 14 bits as address / 16, and shared-memory addresses stay below 256 KB, so one add moves it. The k-step
 // descriptors below are the tile's descriptor plus a constant, so an unrolled loop over k-steps builds the
 // descriptor once (shifts, masks and ors) and adds.
-__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) { return desc + (bytes >> 4); }
+__device__ __forceinline__ uint64_t desc_advance(uint64_t desc, uint32_t bytes) {
+  return desc + (bytes >> 4);
+}
 // K-major operand, k-step kk (columns 16kk .. 16kk + 15) of a swizzled tile at shared address `tile`: 8-row
 // groups 1024 bytes apart; inside a 64-column block a k-step is 32 bytes further (the swizzle applies to the
 // final address).
@@ -321,7 +323,8 @@ __device__ __forceinline__ uint64_t desc_k_major(uint32_t tile, int rows, int kk
 // MN-major operand, k-step kk (tile rows 16kk .. 16kk + 15): 8-row groups 1024 bytes apart (stride offset),
 // 64-column blocks rows·128 bytes apart (leading offset).
 __device__ __forceinline__ uint64_t desc_mn_major(uint32_t tile, int rows, int kk) {
-  return desc_advance(wg_desc(tile, static_cast<uint32_t>(rows * 128), 1024), static_cast<uint32_t>(kk * 16 * 128));
+  return desc_advance(wg_desc(tile, static_cast<uint32_t>(rows * 128), 1024),
+                      static_cast<uint32_t>(kk * 16 * 128));
 }
 // desc_k_major's k-step kk of a tile of `rows` rows, from the descriptor of its k-step 0.
 __device__ __forceinline__ uint64_t desc_k_step(uint64_t desc0, int rows, int kk) {

@@ -148,7 +148,8 @@ __device__ __forceinline__ void write_selection(int32_t* out, const int* list_bl
 }
 
 // Block j is final once its last compressed block (j+1)·l'/d − 1 is below the tile starting at i_next.
-__device__ __forceinline__ int64_t first_open_block(int64_t i_next, const NsaGeometry& geo, const FastDiv& by_slc) {
+__device__ __forceinline__ int64_t first_open_block(int64_t i_next, const NsaGeometry& geo,
+                                                    const FastDiv& by_slc) {
   return by_slc.div(static_cast<int>(i_next * geo.cmp_stride) + static_cast<int>(geo.slc_block)) - 1;
 }
 

@@ -112,11 +112,12 @@ int main(int argc, char** argv) {
           }
           kernels::set_group_forward_sync(kernels::GroupForwardSync::automatic);
           char buf[256];
-          std::snprintf(buf, sizeof(buf),
-                        "T = %lldk, %s: forward %.2f ms with the 4-stage ring (default), %.2f ms with 3 stages, "
-                        "%.2f ms in lockstep",
-                        static_cast<long long>(seq / 1024),
-                        window == 0 ? "causal" : std::to_string(window).c_str(), fwd, other[0], other[1]);
+          std::snprintf(
+              buf, sizeof(buf),
+              "T = %lldk, %s: forward %.2f ms with the 4-stage ring (default), %.2f ms with 3 stages, "
+              "%.2f ms in lockstep",
+              static_cast<long long>(seq / 1024), window == 0 ? "causal" : std::to_string(window).c_str(),
+              fwd, other[0], other[1]);
           notes.push_back(buf);
         }
         if (!std::isfinite(grad_sum)) {

@@ -28,7 +28,8 @@ TEST(FastDiv, MatchesIntegerDivision) {
   }
   std::mt19937_64 gen(7);
   for (int i = 0; i < 200000; ++i) {
-    const int64_t d = 1 + static_cast<int64_t>(gen() % 100000), a = static_cast<int64_t>(gen() % (int64_t{1} << 31));
+    const int64_t d = 1 + static_cast<int64_t>(gen() % 100000),
+                  a = static_cast<int64_t>(gen() % (int64_t{1} << 31));
     ASSERT_EQ(FastDiv::of(d).div(static_cast<int>(a)), static_cast<int>(a / d)) << a << " / " << d;
     ++checked;
   }

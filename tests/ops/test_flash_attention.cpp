@@ -91,7 +91,8 @@ Outputs run_backend(const Inputs& in, double scale, int64_t window) {
 enum class FlashKernel { automatic, automatic_wide, mma_sync };
 const FlashKernel kChoices[] = {FlashKernel::automatic, FlashKernel::automatic_wide, FlashKernel::mma_sync};
 const char* choice_name(FlashKernel k) {
-  return k == FlashKernel::automatic ? "auto" : (k == FlashKernel::automatic_wide ? "auto,wide,lockstep" : "mma.sync");
+  return k == FlashKernel::automatic ? "auto"
+                                     : (k == FlashKernel::automatic_wide ? "auto,wide,lockstep" : "mma.sync");
 }
 struct KernelChoice {
   explicit KernelChoice(FlashKernel k) {

@@ -160,7 +160,8 @@ void check_compressed(const Case& c, DType dtype, uint64_t seed) {
   for (const bool wide : {false, true}) {
 #ifdef NSA_WITH_CUDA
     kernels::set_wide_backward_rows(wide ? 0 : -1);
-    kernels::set_group_forward_sync(wide ? kernels::GroupForwardSync::ring3 : kernels::GroupForwardSync::automatic);
+    kernels::set_group_forward_sync(wide ? kernels::GroupForwardSync::ring3
+                                         : kernels::GroupForwardSync::automatic);
 #endif
     const std::string run = name + (wide ? " wide,ring3" : "");
     const Grads gpu =
